@@ -1,0 +1,140 @@
+// coop_bench: shared pieces of the benchmark harness (units of work, statistics, the
+// results document, an executor wrapper that times every handler it runs).
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace bench {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using clock = std::chrono::steady_clock;
+
+// ---- units of work -------------------------------------------------------------------------
+
+/// The trivial unit: one LCG step. Defined in its own translation unit and marked
+/// noinline/noipa so that no variant of the benchmark gets it inlined or elided.
+[[gnu::noinline, gnu::noipa]] void lcg_step(std::uint64_t& state) noexcept;
+
+/// A CPU-bound unit: `steps` dependent LCG steps (about 2 µs once calibrated).
+[[gnu::noinline, gnu::noipa]] void busy_unit(std::uint64_t& state, std::uint32_t steps) noexcept;
+
+/// Number of busy_unit steps that take about `target` on this machine.
+std::uint32_t calibrate_busy_steps(std::chrono::nanoseconds target);
+
+// ---- settings shared by every section ------------------------------------------------------
+
+struct settings {
+  bool quick = false;
+  int repetitions = 5;                      // runs per throughput/control figure (median kept)
+  std::uint64_t total_units = 4'000'000;    // throughput: same total at every task count
+  unsigned batch = 16;                      // hand-batched posting: units per handler
+  std::chrono::milliseconds latency_window{2000};
+  std::chrono::milliseconds fairness_window{300};
+  std::uint64_t memory_tasks = 1'000'000;
+};
+
+// ---- statistics ----------------------------------------------------------------------------
+
+inline double to_us(clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+inline double to_ns(clock::duration d) { return std::chrono::duration<double, std::nano>(d).count(); }
+
+/// Nearest-rank percentile of already sorted samples (p in [0, 100]).
+inline double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0.0;
+  auto rank = static_cast<std::size_t>(p / 100.0 * static_cast<double>(sorted.size()) + 0.999999);
+  rank = std::clamp<std::size_t>(rank, 1, sorted.size());
+  return sorted[rank - 1];
+}
+
+/// Jain's fairness index: (sum x)^2 / (n * sum x^2); 1 is perfectly fair.
+inline double jain_index(const std::vector<std::uint64_t>& x) {
+  double sum = 0, sum_sq = 0;
+  for (auto v : x) {
+    sum += static_cast<double>(v);
+    sum_sq += static_cast<double>(v) * static_cast<double>(v);
+  }
+  return sum_sq == 0 ? 0.0 : sum * sum / (static_cast<double>(x.size()) * sum_sq);
+}
+
+/// Resident set size of this process, from /proc/self/statm.
+std::uint64_t resident_bytes();
+/// Involuntary context switches of this process so far (getrusage), to flag preemption
+/// by other processes on a shared machine.
+long involuntary_switches();
+
+// ---- the sections --------------------------------------------------------------------------
+// Each fills its part of `out`; main.cpp prints the tables and checks the targets from the
+// same document, which is also what --json writes.
+
+/// Google Benchmark part: throughput (a), control (c) and the reference micro-measurements.
+void run_micro(const settings&, json::object& out, bool verbose);
+void run_latency(const settings&, json::object& out);        // (b)
+void run_control_inside(const settings&, json::object& out); // (c), from inside a unit
+void run_memory(const settings&, json::object& out);         // (d)
+void run_fairness(const settings&, json::object& out);       // (e)
+void run_threads(const settings&, json::object& out);        // (f)
+
+// ---- an executor that times every function it runs ----------------------------------------
+
+/// Durations of the functions a timed_executor ran. Single-threaded use only.
+struct handler_log {
+  std::vector<double> durations_us;
+};
+
+/// Wraps an executor; every function submitted through it is timed and logged. Given to a
+/// cooperator (as any_io_executor), the strand on top of it submits one function per strand
+/// run, i.e. per tick: so the log holds the tick lengths measured from outside the library.
+template <class Inner>
+class timed_executor {
+public:
+  timed_executor(Inner inner, handler_log* log) noexcept : inner_(std::move(inner)), log_(log) {}
+
+  template <class Function>
+  void execute(Function&& f) const {
+    inner_.execute([f = std::forward<Function>(f), log = log_]() mutable {
+      const auto start = clock::now();
+      f();
+      log->durations_us.push_back(to_us(clock::now() - start));
+    });
+  }
+
+  template <class Property>
+    requires asio::can_query<const Inner&, const Property&>::value
+  decltype(auto) query(const Property& p) const {
+    return asio::query(inner_, p);
+  }
+
+  template <class Property>
+    requires asio::can_require<const Inner&, const Property&>::value
+  auto require(const Property& p) const {
+    using next = std::decay_t<decltype(asio::require(inner_, p))>;
+    return timed_executor<next>(asio::require(inner_, p), log_);
+  }
+
+  template <class Property>
+    requires asio::can_prefer<const Inner&, const Property&>::value
+  auto prefer(const Property& p) const {
+    using next = std::decay_t<decltype(asio::prefer(inner_, p))>;
+    return timed_executor<next>(asio::prefer(inner_, p), log_);
+  }
+
+  friend bool operator==(const timed_executor& a, const timed_executor& b) noexcept {
+    return a.inner_ == b.inner_ && a.log_ == b.log_;
+  }
+  friend bool operator!=(const timed_executor& a, const timed_executor& b) noexcept { return !(a == b); }
+
+private:
+  template <class> friend class timed_executor;
+  Inner inner_;
+  handler_log* log_;
+};
+
+}  // namespace bench

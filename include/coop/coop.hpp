@@ -1,0 +1,10 @@
+// The whole of coop: #include <coop/coop.hpp>.
+#pragma once
+
+#include <coop/cooperative_task.hpp>
+#include <coop/cooperator.hpp>
+#include <coop/cooperator_options.hpp>
+#include <coop/default_cooperator.hpp>
+#include <coop/error.hpp>
+#include <coop/step.hpp>
+#include <coop/steps.hpp>

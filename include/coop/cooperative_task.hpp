@@ -1,0 +1,71 @@
+// coop::cooperative_task — a handle to one task of a cooperator (Twisted: CooperativeTask).
+#pragma once
+
+#include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/task_base.hpp>
+#include <coop/detail/when_done_op.hpp>
+#include <coop/error.hpp>
+
+#include <boost/asio/async_result.hpp>
+
+#include <exception>
+
+namespace coop {
+
+namespace asio = boost::asio;
+
+/// A cheap, copyable handle to a task; copies refer to the same task. It stays safe to
+/// use after the cooperator is gone (the task has then finished with scheduler_stopped).
+///
+/// @par Thread Safety
+/// Every member may be called from any thread at any time, including from inside work
+/// units and completion handlers. After pause() or stop() returns, no new unit of the
+/// task starts.
+class cooperative_task {
+public:
+  /// An empty handle; every operation on it throws (or sets) std::errc::invalid_argument.
+  cooperative_task() noexcept = default;
+
+  /// Waits for the task to finish.
+  ///
+  /// @par Completion Signature
+  /// `void(std::exception_ptr)`: null when the work completed; else the exception a unit
+  /// threw, `system_error` of a failed awaited operation, `task_stopped` or
+  /// `scheduler_stopped`. A finished task completes at once, posted, never inline. A
+  /// handler without an associated executor runs on the cooperator's strand. The pending
+  /// wait is outstanding work on the handler's executor.
+  ///
+  /// @par Per-Operation Cancellation
+  /// terminal, partial and total all end only this wait, with
+  /// `system_error(asio::error::operation_aborted)`; the task runs on.
+  template <asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
+  auto when_done(CompletionToken&& token);
+
+  /// Counted: N pauses need N resumes. Throws, when the task has finished, the exception
+  /// of how it finished (task_done, task_stopped, task_failed, scheduler_stopped).
+  void pause();
+  /// Throws not_paused when not paused. Resuming a paused task that finished meanwhile
+  /// is a no-op.
+  void resume();
+  /// Finishes the task with task_stopped; throws like pause() when already finished.
+  void stop();
+
+  /// Non-throwing forms: set `ec` (a coop::error) instead of throwing, clear it on success.
+  void pause(boost::system::error_code& ec) noexcept;
+  void resume(boost::system::error_code& ec) noexcept;
+  void stop(boost::system::error_code& ec) noexcept;
+
+  /// Whether the handle refers to a task.
+  explicit operator bool() const noexcept { return static_cast<bool>(task_); }
+  friend bool operator==(const cooperative_task&, const cooperative_task&) = default;
+
+  /// Internal: adopts a task reference.
+  explicit cooperative_task(detail::task_ptr task) noexcept : task_(std::move(task)) {}
+
+private:
+  detail::task_ptr task_;
+};
+
+}  // namespace coop
+
+#include <coop/impl/cooperative_task.hpp>

@@ -1,0 +1,85 @@
+// coop::cooperator — runs many long jobs one small unit at a time, round-robin, in time
+// slices on a strand, so the executor keeps serving I/O between slices (Twisted:
+// Cooperator).
+#pragma once
+
+#include <coop/cooperative_task.hpp>
+#include <coop/cooperator_options.hpp>
+#include <coop/detail/cooperator_core.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <exception>
+#include <memory>
+#include <type_traits>
+
+namespace coop {
+
+namespace asio = boost::asio;
+
+/// @par Thread Safety
+/// Every member but the destructor may be called from any thread at any time, including
+/// from inside work units and completion handlers. Units of one cooperator never run
+/// concurrently.
+class cooperator {
+public:
+  using executor_type = asio::strand<asio::any_io_executor>;
+
+  explicit cooperator(const asio::any_io_executor& ex, cooperator_options options = {});
+
+  /// From an execution context (io_context, thread_pool, ...): uses its executor.
+  template <class ExecutionContext>
+    requires std::is_convertible_v<ExecutionContext&, asio::execution_context&>
+  explicit cooperator(ExecutionContext& ctx, cooperator_options options = {})
+      : cooperator(asio::any_io_executor(ctx.get_executor()), std::move(options)) {}
+
+  cooperator(const cooperator&) = delete;
+  cooperator& operator=(const cooperator&) = delete;
+
+  /// Does what stop() does. Must not be called from inside one of its own units.
+  ~cooperator();
+
+  /// The strand on which all work units run.
+  executor_type get_executor() const noexcept { return core_->get_executor(); }
+
+  /// Adds a task. `work` is a callable returning coop::step, a coop::steps coroutine, or
+  /// a callable returning coop::steps (called once, kept alive with the coroutine).
+  /// Throws std::invalid_argument for an empty std::function or null function pointer.
+  /// On a stopped cooperator the task finishes at once with scheduler_stopped.
+  template <class Work>
+  cooperative_task cooperate(Work&& work);
+
+  /// cooperate(work) + when_done(token). With a lazy token the task starts when the
+  /// operation is launched.
+  ///
+  /// @par Completion Signature
+  /// `void(std::exception_ptr)`, as cooperative_task::when_done.
+  ///
+  /// @par Per-Operation Cancellation
+  /// terminal and partial stop the task (it completes with task_stopped); total is
+  /// ignored, since stopping is a side effect.
+  template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
+  auto coiterate(Work&& work, CompletionToken&& token);
+
+  /// Runs queued tasks (a cooperator made with started=false, or one stopped).
+  void start();
+  /// Finishes every unfinished task — running, paused or waiting — with
+  /// scheduler_stopped; tasks added afterwards finish at once, until start().
+  void stop();
+  /// Started and not stopped.
+  bool running() const noexcept { return core_->running(); }
+
+  /// Internal (default_cooperator's service): stop(), destroying parked waiters instead
+  /// of invoking them, as the execution context shuts down.
+  void shutdown_with_context() noexcept { core_->shutdown(); }
+
+private:
+  std::shared_ptr<detail::cooperator_core> core_;
+};
+
+}  // namespace coop
+
+#include <coop/impl/cooperator.hpp>

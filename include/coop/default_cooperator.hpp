@@ -1,0 +1,39 @@
+// One cooperator per execution context (Twisted's module-level cooperate/coiterate).
+#pragma once
+
+#include <coop/cooperator.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/execution_context.hpp>
+
+#include <exception>
+#include <type_traits>
+
+namespace coop {
+
+/// The default cooperator of `ex`'s execution context, created on first use on that
+/// executor. It lives as a service of the context: when the context shuts down its tasks
+/// finish with scheduler_stopped and handlers still queued are destroyed, not invoked.
+cooperator& default_cooperator(const asio::any_io_executor& ex);
+
+/// The default cooperator of an execution context (io_context, thread_pool, ...).
+template <class ExecutionContext>
+  requires std::is_convertible_v<ExecutionContext&, asio::execution_context&> &&
+           requires(ExecutionContext& c) { c.get_executor(); }
+cooperator& default_cooperator(ExecutionContext& ctx) {
+  return default_cooperator(asio::any_io_executor(ctx.get_executor()));
+}
+
+/// default_cooperator(ex).cooperate(work).
+template <class Work>
+cooperative_task cooperate(const asio::any_io_executor& ex, Work&& work) {
+  return default_cooperator(ex).cooperate(std::forward<Work>(work));
+}
+
+/// default_cooperator(ex).coiterate(work, token).
+template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
+auto coiterate(const asio::any_io_executor& ex, Work&& work, CompletionToken&& token) {
+  return default_cooperator(ex).coiterate(std::forward<Work>(work), std::forward<CompletionToken>(token));
+}
+
+}  // namespace coop

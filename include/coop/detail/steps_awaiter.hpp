@@ -1,0 +1,183 @@
+// How `co_yield op;` waits for an Asio operation inside coop::steps work.
+#pragma once
+
+#include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/task_base.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <system_error>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace coop::detail {
+
+// ---- finding an operation's completion signature -------------------------------------
+
+/// A completion token whose async_result reports the signatures instead of initiating.
+struct signature_probe {};
+template <class... Signatures> struct probed_signatures {};
+
+}  // namespace coop::detail
+
+template <class... Signatures>
+struct boost::asio::async_result<coop::detail::signature_probe, Signatures...> {
+  template <class Initiation, class... Args>
+  static coop::detail::probed_signatures<Signatures...> initiate(Initiation&&, coop::detail::signature_probe,
+                                                                 Args&&...) {
+    return {};
+  }
+};
+
+namespace coop::detail {
+
+template <class Op>
+concept probeable_operation = requires(Op op) { std::move(op)(signature_probe{}); };
+
+template <class Probed> struct single_signature {
+  static constexpr bool ok = false;
+};
+template <class R, class... Args> struct single_signature<probed_signatures<R(Args...)>> {
+  static constexpr bool ok = true;
+  using type = void(Args...);
+};
+
+template <class Op> struct operation_signature;
+template <probeable_operation Op> struct operation_signature<Op> {
+  using probed = decltype(std::declval<Op>()(signature_probe{}));
+  static constexpr bool ok = single_signature<probed>::ok;
+  using type = typename single_signature<probed>::type;
+};
+
+template <class Op>
+concept async_operation_with_one_signature = probeable_operation<Op> && operation_signature<Op>::ok;
+
+template <class Op>
+inline constexpr bool is_async_operation = async_operation_with_one_signature<Op>;
+
+// ---- splitting a completion into failure and value -----------------------------------
+
+template <class T>
+inline constexpr bool is_error_argument =
+    std::is_same_v<T, boost::system::error_code> || std::is_same_v<T, std::error_code> ||
+    std::is_same_v<T, std::exception_ptr>;
+
+inline std::exception_ptr failure_of(const boost::system::error_code& ec) {
+  return ec ? std::make_exception_ptr(boost::system::system_error(ec)) : nullptr;
+}
+inline std::exception_ptr failure_of(const std::error_code& ec) {
+  return ec ? std::make_exception_ptr(std::system_error(ec)) : nullptr;
+}
+inline std::exception_ptr failure_of(const std::exception_ptr& e) { return e; }
+
+template <class... Args> struct completion_traits {
+  static constexpr bool has_error = false;
+  using values = std::tuple<std::decay_t<Args>...>;
+};
+template <class First, class... Rest>
+  requires is_error_argument<std::decay_t<First>>
+struct completion_traits<First, Rest...> {
+  static constexpr bool has_error = true;
+  using values = std::tuple<std::decay_t<Rest>...>;
+};
+
+/// The value of the co_yield expression: nothing, the one value, or a tuple.
+template <class Tuple> struct yield_value_of {
+  using type = Tuple;
+  static type take(Tuple&& t) { return std::move(t); }
+};
+template <> struct yield_value_of<std::tuple<>> {
+  using type = void;
+  static void take(std::tuple<>&&) {}
+};
+template <class T> struct yield_value_of<std::tuple<T>> {
+  using type = T;
+  static T take(std::tuple<T>&& t) { return std::get<0>(std::move(t)); }
+};
+
+// ---- the awaiter and the operation's handler -----------------------------------------
+
+/// The cancellation signal of a task's pending operation (lives in the task, so a late
+/// emission never touches a destroyed frame).
+asio::cancellation_slot wait_cancellation_slot(task_base& t) noexcept;
+
+template <class Signature> class operation_handler;
+
+template <class Op>
+class operation_awaiter {
+  using signature = typename operation_signature<Op>::type;
+
+public:
+  template <class O>
+  operation_awaiter(task_base& task, O&& op) : task_(task), op_(std::forward<O>(op)) {}
+
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<>) {
+    if (!task_.core_->begin_wait(task_)) return;  // the unit stopped its own task
+    std::move(op_)(operation_handler<signature>(task_ptr(&task_), &result_));
+  }
+  auto await_resume() { return yield_value_of<values>::take(std::move(*result_)); }
+
+private:
+  template <class> friend class operation_handler;
+  using values = typename operation_handler<signature>::values;
+  task_base& task_;
+  Op op_;
+  std::optional<values> result_;
+};
+
+template <class... Args>
+class operation_handler<void(Args...)> {
+public:
+  using traits = completion_traits<Args...>;
+  using values = typename traits::values;
+  using executor_type = cooperator_core::executor_type;
+  using cancellation_slot_type = asio::cancellation_slot;
+
+  operation_handler(task_ptr task, std::optional<values>* result) noexcept
+      : task_(std::move(task)), result_(result) {}
+  operation_handler(operation_handler&&) noexcept = default;
+  operation_handler& operator=(operation_handler&&) = delete;
+  ~operation_handler() {
+    if (task_) task_->core_->wait_abandoned(*task_);  // destroyed without being called
+  }
+
+  /// The cooperator's strand: the result and the units never race.
+  executor_type get_executor() const noexcept { return task_->core_->get_executor(); }
+  cancellation_slot_type get_cancellation_slot() const noexcept { return wait_cancellation_slot(*task_); }
+
+  template <class... A>
+  void operator()(A&&... args) {
+    task_ptr task = std::move(task_);
+    std::exception_ptr failure;
+    std::tuple<A&&...> refs(std::forward<A>(args)...);
+    if constexpr (traits::has_error) failure = failure_of(std::get<0>(refs));
+    struct delivery {
+      std::optional<values>* result;
+      std::tuple<A&&...>* refs;
+      static void deliver(void* self) {
+        auto* d = static_cast<delivery*>(self);
+        if constexpr (traits::has_error)
+          std::apply([&](auto&&, auto&&... rest) { d->result->emplace(std::forward<decltype(rest)>(rest)...); },
+                     std::move(*d->refs));
+        else
+          std::apply([&](auto&&... all) { d->result->emplace(std::forward<decltype(all)>(all)...); },
+                     std::move(*d->refs));
+      }
+    } d{result_, &refs};
+    task->core_->end_wait(*task, std::move(failure), &delivery::deliver, &d);
+  }
+
+private:
+  task_ptr task_;
+  std::optional<values>* result_;
+};
+
+}  // namespace coop::detail

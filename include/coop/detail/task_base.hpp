@@ -1,0 +1,106 @@
+// The state every task shares, whatever its work: links in its cooperator's lists, the
+// pause count, how it finished and the parked when_done waiters. Guarded by the
+// cooperator core's lock; reference counted because handles outlive everything.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <utility>
+
+namespace coop::detail {
+
+class cooperator_core;
+
+enum class task_state : unsigned char { active, done, stopped, failed, scheduler_stopped };
+enum class task_place : unsigned char { none, runnable, parked };
+
+/// What a task's run() reports: how many units it ran and whether the last one ended it.
+enum class run_outcome : unsigned char { more, done, failed };
+struct run_result {
+  std::uint32_t units;
+  run_outcome outcome;
+};
+
+/// A parked when_done operation (type-erased; see when_done_op.hpp).
+class waiter_base {
+public:
+  waiter_base* next_ = nullptr;
+  waiter_base* prev_ = nullptr;
+  bool linked_ = false;
+  /// Hands the result to the handler's executor (posted, never inline). Called under the
+  /// core's lock, after unlinking; the op owns itself from here on.
+  virtual void complete(std::exception_ptr result) noexcept = 0;
+  /// Destroys the op without invoking it (execution context shutting down).
+  virtual void destroy() noexcept = 0;
+
+protected:
+  ~waiter_base() = default;
+};
+
+class task_base {
+public:
+  task_base(const task_base&) = delete;
+  task_base& operator=(const task_base&) = delete;
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  /// Runs up to `max_units` units, fewer when `interrupt` becomes non-zero or the task
+  /// starts waiting on an operation. Never throws: a throwing unit is reported as failed
+  /// with the exception stored in failure_.
+  virtual run_result run(std::uint32_t max_units, const std::atomic<std::uint32_t>& interrupt) noexcept = 0;
+  /// Destroys the user's work (callable or coroutine frame); idempotent.
+  virtual void destroy_work() noexcept = 0;
+  /// Coroutine work waiting on an operation: emit terminal cancellation to it.
+  virtual void cancel_wait() noexcept {}
+
+  // All below guarded by the core's lock.
+  task_base* next_ = nullptr;
+  task_base* prev_ = nullptr;
+  std::shared_ptr<cooperator_core> core_;   // keeps the core alive for every handle
+  waiter_base* waiters_ = nullptr;
+  std::exception_ptr failure_;              // what a failed task failed with
+  std::uint32_t pauses_ = 0;                // user pauses only, never waits on operations
+  task_state state_ = task_state::active;
+  task_place place_ = task_place::none;
+  bool waiting_ = false;                    // coroutine work: waiting on an operation
+
+protected:
+  task_base() = default;
+  virtual ~task_base() = default;
+
+private:
+  std::atomic<std::uint32_t> refs_{1};
+};
+
+/// Owning pointer to a task (intrusive reference count).
+class task_ptr {
+public:
+  task_ptr() noexcept = default;
+  explicit task_ptr(task_base* p, bool add_ref = true) noexcept : p_(p) {
+    if (p_ && add_ref) p_->add_ref();
+  }
+  task_ptr(const task_ptr& other) noexcept : task_ptr(other.p_) {}
+  task_ptr(task_ptr&& other) noexcept : p_(std::exchange(other.p_, nullptr)) {}
+  task_ptr& operator=(task_ptr other) noexcept {
+    std::swap(p_, other.p_);
+    return *this;
+  }
+  ~task_ptr() {
+    if (p_) p_->release();
+  }
+  task_base* get() const noexcept { return p_; }
+  task_base* operator->() const noexcept { return p_; }
+  task_base& operator*() const noexcept { return *p_; }
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  friend bool operator==(const task_ptr&, const task_ptr&) = default;
+
+private:
+  task_base* p_ = nullptr;
+};
+
+}  // namespace coop::detail

@@ -1,0 +1,121 @@
+// A parked when_done (or coiterate) operation: the handler, work on its executor, and a
+// cancellation handler on its slot. Modeled on Beast's saved_handler: allocated with the
+// handler's allocator, memory freed before the handler is invoked, slot cleared on the
+// handler's executor before completion.
+#pragma once
+
+#include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/task_base.hpp>
+
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+
+#include <exception>
+#include <memory>
+#include <utility>
+
+namespace coop::detail {
+
+template <class Handler>
+class when_done_op final : public waiter_base {
+  using handler_executor = asio::associated_executor_t<Handler, cooperator_core::executor_type>;
+  using work_executor = std::decay_t<decltype(asio::prefer(
+      std::declval<const handler_executor&>(), asio::execution::outstanding_work.tracked))>;
+  using allocator_type = typename std::allocator_traits<
+      asio::associated_allocator_t<Handler>>::template rebind_alloc<when_done_op>;
+
+public:
+  /// Allocates the op; `stops_task`: cancellation stops the task (coiterate) instead of
+  /// ending only this wait (when_done).
+  static when_done_op* create(Handler&& handler, task_ptr task, bool stops_task) {
+    allocator_type alloc(asio::get_associated_allocator(handler));
+    when_done_op* op = std::allocator_traits<allocator_type>::allocate(alloc, 1);
+    try {
+      std::allocator_traits<allocator_type>::construct(alloc, op, std::move(handler), std::move(task), stops_task);
+    } catch (...) {
+      std::allocator_traits<allocator_type>::deallocate(alloc, op, 1);
+      throw;
+    }
+    auto slot = asio::get_associated_cancellation_slot(op->handler_);
+    if (slot.is_connected()) slot.template emplace<cancel_handler>(op);
+    return op;
+  }
+
+  when_done_op(Handler&& handler, task_ptr task, bool stops_task)
+      : handler_(std::move(handler)),
+        work_(asio::prefer(asio::get_associated_executor(handler_, task->core_->get_executor()),
+                           asio::execution::outstanding_work.tracked)),
+        task_(std::move(task)),
+        stops_task_(stops_task) {}
+
+  void complete(std::exception_ptr result) noexcept override {
+    try {
+      asio::post(work_, completion{this, std::move(result)});
+    } catch (...) {
+      destroy();  // out of memory: the handler cannot be called; at least free everything
+    }
+  }
+
+  void destroy() noexcept override {
+    clear_slot();
+    deallocate(this, allocator_type(asio::get_associated_allocator(handler_)));
+  }
+
+private:
+  struct cancel_handler {
+    when_done_op* op;
+    void operator()(asio::cancellation_type type) const {
+      cooperator_core& core = *op->task_->core_;
+      if (op->stops_task_) {
+        // Stopping is a side effect no one can take back: only terminal or partial.
+        if (!!(type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)))
+          core.cancel_task(*op->task_);
+      } else if (!!(type & asio::cancellation_type::all)) {
+        core.cancel_wait(*op->task_, *op);
+      }
+    }
+  };
+
+  // The posted completion: owns the op until it runs, or destroys it with the queue.
+  struct completion {
+    when_done_op* op;
+    std::exception_ptr result;
+    completion(when_done_op* o, std::exception_ptr r) noexcept : op(o), result(std::move(r)) {}
+    completion(completion&& other) noexcept : op(std::exchange(other.op, nullptr)), result(std::move(other.result)) {}
+    completion& operator=(completion&&) = delete;
+    ~completion() {
+      if (op) op->destroy();
+    }
+    void operator()() {
+      when_done_op* o = std::exchange(op, nullptr);
+      o->clear_slot();
+      allocator_type alloc(asio::get_associated_allocator(o->handler_));
+      Handler handler(std::move(o->handler_));
+      work_executor work(std::move(o->work_));  // held until the handler has run
+      deallocate(o, alloc);
+      std::move(handler)(std::move(result));
+    }
+  };
+
+  void clear_slot() noexcept {
+    auto slot = asio::get_associated_cancellation_slot(handler_);
+    if (slot.is_connected()) slot.clear();
+  }
+
+  static void deallocate(when_done_op* op, allocator_type alloc) noexcept {
+    std::allocator_traits<allocator_type>::destroy(alloc, op);
+    std::allocator_traits<allocator_type>::deallocate(alloc, op, 1);
+  }
+
+  Handler handler_;
+  work_executor work_;
+  task_ptr task_;  // keeps the task (and its core) alive for a late cancellation
+  bool stops_task_;
+};
+
+}  // namespace coop::detail

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <coop/detail/when_done_op.hpp>
+
+#include <boost/system/errc.hpp>
+#include <boost/system/system_error.hpp>
+
+namespace coop {
+namespace detail {
+
+/// Parks a when_done_op on a task; `stops_task` makes its cancellation stop the task.
+class initiate_when_done {
+public:
+  explicit initiate_when_done(task_ptr task) noexcept : task_(std::move(task)) {}
+  using executor_type = cooperator_core::executor_type;
+  executor_type get_executor() const noexcept { return task_->core_->get_executor(); }
+
+  template <class Handler>
+  void operator()(Handler&& handler, bool stops_task) const {
+    auto* op = when_done_op<std::decay_t<Handler>>::create(std::move(handler), task_, stops_task);
+    task_->core_->when_done(*task_, *op);
+  }
+
+private:
+  task_ptr task_;
+};
+
+inline void throw_if(const boost::system::error_code& ec) {
+  if (!ec) return;
+  if (ec.category() == error_category()) throw_error(static_cast<error>(ec.value()));
+  throw boost::system::system_error(ec);
+}
+
+inline boost::system::error_code empty_handle() noexcept {
+  return make_error_code(boost::system::errc::invalid_argument);
+}
+
+}  // namespace detail
+
+template <asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
+auto cooperative_task::when_done(CompletionToken&& token) {
+  if (!task_) detail::throw_if(detail::empty_handle());
+  return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
+      detail::initiate_when_done(task_), token, false);
+}
+
+inline void cooperative_task::pause(boost::system::error_code& ec) noexcept {
+  ec = task_ ? task_->core_->pause(*task_) : detail::empty_handle();
+}
+inline void cooperative_task::resume(boost::system::error_code& ec) noexcept {
+  ec = task_ ? task_->core_->resume(*task_) : detail::empty_handle();
+}
+inline void cooperative_task::stop(boost::system::error_code& ec) noexcept {
+  ec = task_ ? task_->core_->stop(*task_) : detail::empty_handle();
+}
+inline void cooperative_task::pause() {
+  boost::system::error_code ec;
+  pause(ec);
+  detail::throw_if(ec);
+}
+inline void cooperative_task::resume() {
+  boost::system::error_code ec;
+  resume(ec);
+  detail::throw_if(ec);
+}
+inline void cooperative_task::stop() {
+  boost::system::error_code ec;
+  stop(ec);
+  detail::throw_if(ec);
+}
+
+}  // namespace coop

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <coop/detail/make_task.hpp>
+
+namespace coop {
+namespace detail {
+
+/// Adds a task and parks a coiterate waiter on it (cancellation stops the task).
+class initiate_coiterate {
+public:
+  explicit initiate_coiterate(std::shared_ptr<cooperator_core> core) noexcept : core_(std::move(core)) {}
+  using executor_type = cooperator_core::executor_type;
+  executor_type get_executor() const noexcept { return core_->get_executor(); }
+
+  template <class Handler, class Work>
+  void operator()(Handler&& handler, Work&& work) const {
+    task_ptr task(make_task(std::forward<Work>(work)), false);
+    task->core_ = core_;
+    // The waiter first: if it cannot be allocated, nothing has started.
+    initiate_when_done{task}(std::forward<Handler>(handler), true);
+    task->add_ref();  // the cooperator's reference
+    core_->add(*task);
+  }
+
+private:
+  std::shared_ptr<cooperator_core> core_;
+};
+
+}  // namespace detail
+
+template <class Work>
+cooperative_task cooperator::cooperate(Work&& work) {
+  detail::task_ptr task(detail::make_task(std::forward<Work>(work)), false);
+  task->core_ = core_;
+  task->add_ref();  // the cooperator's reference
+  core_->add(*task);
+  return cooperative_task(std::move(task));
+}
+
+template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
+auto cooperator::coiterate(Work&& work, CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
+      detail::initiate_coiterate(core_), token, std::forward<Work>(work));
+}
+
+}  // namespace coop

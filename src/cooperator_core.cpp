@@ -1,0 +1,395 @@
+#include <coop/detail/cooperator_core.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <thread>
+
+namespace coop::detail {
+
+// ---- task_list -----------------------------------------------------------------------
+
+void task_list::push_back(task_base& t) noexcept {
+  t.next_ = nullptr;
+  t.prev_ = tail_;
+  (tail_ ? tail_->next_ : head_) = &t;
+  tail_ = &t;
+  // Twisted's list iterator: an element appended before the iterator passed the end is
+  // still part of this round.
+  if (!cursor_) cursor_ = &t;
+}
+
+void task_list::unlink(task_base& t) noexcept {
+  if (cursor_ == &t) cursor_ = t.next_;
+  (t.prev_ ? t.prev_->next_ : head_) = t.next_;
+  (t.next_ ? t.next_->prev_ : tail_) = t.prev_;
+  t.next_ = t.prev_ = nullptr;
+}
+
+// ---- the re-entrant lock -------------------------------------------------------------
+
+namespace {
+// The cores whose lock this thread holds, innermost first: a call made from inside a unit,
+// a work destructor or any other code run under the lock must not lock again.
+struct held_lock {
+  const cooperator_core* core;
+  held_lock* outer;
+};
+thread_local held_lock* innermost_held = nullptr;
+
+bool this_thread_holds(const cooperator_core* core) noexcept {
+  for (held_lock* h = innermost_held; h; h = h->outer)
+    if (h->core == core) return true;
+  return false;
+}
+}  // namespace
+
+class cooperator_core::lock {
+public:
+  explicit lock(cooperator_core& core) noexcept : core_(core), owns_(!this_thread_holds(&core)) {
+    if (owns_) {
+      core_.acquire();
+      node_ = {&core_, innermost_held};
+      innermost_held = &node_;
+    }
+  }
+  ~lock() {
+    if (owns_) {
+      innermost_held = node_.outer;
+      core_.mutex_.unlock();
+    }
+  }
+  lock(const lock&) = delete;
+  lock& operator=(const lock&) = delete;
+
+private:
+  cooperator_core& core_;
+  bool owns_;
+  held_lock node_{};
+};
+
+void cooperator_core::acquire() noexcept {
+  if (mutex_.try_lock()) return;
+  // The runner holds the lock for a whole tick: ask it to give the lock up at the next
+  // unit boundary.
+  interrupt_.fetch_add(controller, std::memory_order_relaxed);
+  mutex_.lock();
+  interrupt_.fetch_sub(controller, std::memory_order_relaxed);
+}
+
+void cooperator_core::yield_to_controllers() noexcept {
+  // Between units this thread runs no user code, so its held-lock node may stay.
+  mutex_.unlock();
+  while (interrupt_.load(std::memory_order_relaxed) >= controller) std::this_thread::yield();
+  mutex_.lock();
+}
+
+// ---- construction --------------------------------------------------------------------
+
+cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_options options)
+    : strand_(asio::make_strand(ex)),
+      slice_(options.slice),
+      termination_(std::move(options.termination)),
+      running_(options.started),
+      // A clock read every ~20 us (less for tiny slices) bounds a tick's overshoot.
+      check_period_(std::clamp<std::chrono::nanoseconds>(options.slice / 8, std::chrono::nanoseconds(0),
+                                                         std::chrono::microseconds(20))) {}
+
+cooperator_core::~cooperator_core() = default;
+
+// ---- cooperator control --------------------------------------------------------------
+
+void cooperator_core::add(task_base& t) noexcept {
+  lock l(*this);
+  if (stopped_) {
+    t.place_ = task_place::none;
+    finish(t, task_state::scheduler_stopped);
+    return;
+  }
+  make_runnable(t);
+}
+
+void cooperator_core::start() noexcept {
+  lock l(*this);
+  stopped_ = false;
+  running_.store(true, std::memory_order_relaxed);
+  if (!runnable_.empty()) schedule_tick();
+}
+
+void cooperator_core::stop() noexcept {
+  lock l(*this);
+  stopped_ = true;
+  running_.store(false, std::memory_order_relaxed);
+  // finish() unlinks before it runs any user code (work destructors), so re-entrant
+  // calls see consistent lists; take the front again each time.
+  while (task_base* t = runnable_.front()) finish(*t, task_state::scheduler_stopped);
+  while (task_base* t = parked_.front()) finish(*t, task_state::scheduler_stopped);
+}
+
+void cooperator_core::shutdown() noexcept {
+  lock l(*this);
+  shutting_down_ = true;
+  stop();
+}
+
+// ---- task control --------------------------------------------------------------------
+
+namespace {
+boost::system::error_code finished_error(task_state s) noexcept {
+  switch (s) {
+    case task_state::done: return make_error_code(error::task_done);
+    case task_state::stopped: return make_error_code(error::task_stopped);
+    case task_state::failed: return make_error_code(error::task_failed);
+    case task_state::scheduler_stopped: return make_error_code(error::scheduler_stopped);
+    case task_state::active: break;
+  }
+  return {};
+}
+}  // namespace
+
+boost::system::error_code cooperator_core::pause(task_base& t) noexcept {
+  lock l(*this);
+  if (t.state_ != task_state::active) return finished_error(t.state_);
+  if (t.pauses_++ == 0 && t.place_ == task_place::runnable) {
+    runnable_.unlink(t);
+    parked_.push_back(t);
+    t.place_ = task_place::parked;
+    note_change();
+  }
+  return {};
+}
+
+boost::system::error_code cooperator_core::resume(task_base& t) noexcept {
+  lock l(*this);
+  if (t.pauses_ == 0) return make_error_code(error::not_paused);
+  // A task that finished while paused stays finished: resuming it is a no-op.
+  if (--t.pauses_ == 0 && t.state_ == task_state::active && !t.waiting_) {
+    parked_.unlink(t);
+    make_runnable(t);
+  }
+  return {};
+}
+
+boost::system::error_code cooperator_core::stop(task_base& t) noexcept {
+  lock l(*this);
+  if (t.state_ != task_state::active) return finished_error(t.state_);
+  finish(t, task_state::stopped);
+  return {};
+}
+
+void cooperator_core::when_done(task_base& t, waiter_base& w) noexcept {
+  lock l(*this);
+  if (t.state_ != task_state::active) {
+    if (shutting_down_) w.destroy();
+    else w.complete(result_of(t));
+    return;
+  }
+  w.prev_ = nullptr;
+  w.next_ = t.waiters_;
+  if (t.waiters_) t.waiters_->prev_ = &w;
+  t.waiters_ = &w;
+  w.linked_ = true;
+}
+
+void cooperator_core::cancel_wait(task_base& t, waiter_base& w) noexcept {
+  lock l(*this);
+  if (!w.linked_) return;  // already completed; its completion is on its way
+  (w.prev_ ? w.prev_->next_ : t.waiters_) = w.next_;
+  if (w.next_) w.next_->prev_ = w.prev_;
+  w.linked_ = false;
+  w.complete(std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)));
+}
+
+void cooperator_core::cancel_task(task_base& t) noexcept {
+  lock l(*this);
+  if (t.state_ == task_state::active) finish(t, task_state::stopped);
+}
+
+bool cooperator_core::begin_wait(task_base& t) noexcept {
+  lock l(*this);
+  if (t.state_ != task_state::active) return false;
+  t.waiting_ = true;
+  if (t.place_ == task_place::runnable) {
+    runnable_.unlink(t);
+    parked_.push_back(t);
+    t.place_ = task_place::parked;
+    note_change();
+  }
+  return true;
+}
+
+void cooperator_core::end_wait(task_base& t, std::exception_ptr failure, void (*deliver)(void*),
+                               void* arg) noexcept {
+  lock l(*this);
+  t.waiting_ = false;
+  if (t.state_ != task_state::active) {
+    // Stopped during the wait: the work was kept alive for the operation; drop it now.
+    if (&t != current_) t.destroy_work();
+    return;
+  }
+  if (failure) {
+    finish(t, task_state::failed, std::move(failure));
+    return;
+  }
+  deliver(arg);
+  if (t.pauses_ == 0) {
+    parked_.unlink(t);
+    make_runnable(t);
+  }
+}
+
+void cooperator_core::wait_abandoned(task_base& t) noexcept {
+  lock l(*this);
+  if (!t.waiting_) return;
+  t.waiting_ = false;
+  if (t.state_ == task_state::active)
+    finish(t, task_state::failed,
+           std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)));
+  else if (&t != current_)
+    t.destroy_work();
+}
+
+// ---- finishing -----------------------------------------------------------------------
+
+std::exception_ptr cooperator_core::result_of(const task_base& t) noexcept {
+  switch (t.state_) {
+    case task_state::failed: return t.failure_;
+    case task_state::stopped: return std::make_exception_ptr(task_stopped());
+    case task_state::scheduler_stopped: return std::make_exception_ptr(scheduler_stopped());
+    case task_state::done:
+    case task_state::active: break;
+  }
+  return {};
+}
+
+void cooperator_core::finish(task_base& t, task_state how, std::exception_ptr failure) noexcept {
+  if (t.state_ != task_state::active) return;  // the first way of finishing wins
+  t.state_ = how;
+  t.failure_ = std::move(failure);
+  if (t.place_ == task_place::runnable) runnable_.unlink(t);
+  else if (t.place_ == task_place::parked) parked_.unlink(t);
+  t.place_ = task_place::none;
+  note_change();
+
+  // The lists are consistent from here on: user code below may re-enter.
+  if (t.waiting_) t.cancel_wait();           // the work dies when the operation lets go of it
+  else if (&t != current_) t.destroy_work();  // a running unit's work dies after the unit
+
+  while (waiter_base* w = t.waiters_) {
+    t.waiters_ = w->next_;
+    if (t.waiters_) t.waiters_->prev_ = nullptr;
+    w->linked_ = false;
+    if (shutting_down_) w->destroy();
+    else w->complete(result_of(t));
+  }
+  if (&t == current_) current_finished_ = true;  // the tick drops its reference after the unit
+  else t.release();                              // the cooperator's reference
+}
+
+// ---- scheduling ----------------------------------------------------------------------
+
+void cooperator_core::note_change() noexcept {
+  // Only a unit in progress (a batch of units of a lone task) needs telling.
+  if (current_) interrupt_.fetch_or(changed_bit, std::memory_order_relaxed);
+}
+
+void cooperator_core::make_runnable(task_base& t) noexcept {
+  runnable_.push_back(t);
+  t.place_ = task_place::runnable;
+  note_change();
+  if (running_.load(std::memory_order_relaxed) && !in_tick_) schedule_tick();
+}
+
+namespace {
+struct tick_handler {
+  std::shared_ptr<cooperator_core> core;
+  void operator()() const noexcept { core->run_tick(); }
+};
+}  // namespace
+
+void cooperator_core::schedule_tick() noexcept {
+  if (tick_posted_) return;
+  try {
+    asio::post(strand_, tick_handler{shared_from_this()});
+    tick_posted_ = true;
+  } catch (...) {
+    // Out of memory: the next state change schedules again.
+  }
+}
+
+void cooperator_core::adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint32_t units) noexcept {
+  // Aim for one clock read per check_period_: a read costs several trivial units, so
+  // reading after every unit (as Twisted does) would dominate small units. Grow at most
+  // 2x per check so one fast burst cannot make the next check late; shrink at once.
+  const std::uint64_t per_unit = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(elapsed.count()) / units);
+  const std::uint64_t wanted = static_cast<std::uint64_t>(check_period_.count()) / per_unit;
+  const std::uint64_t limit = std::min<std::uint64_t>(std::uint64_t{check_interval_} * 2, 1u << 20);
+  check_interval_ = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(wanted, 1, limit));
+}
+
+void cooperator_core::run_tick() noexcept {
+  using clock = std::chrono::steady_clock;
+  lock l(*this);
+  tick_posted_ = false;
+  if (!running_.load(std::memory_order_relaxed) || runnable_.empty()) return;
+  in_tick_ = true;
+
+  std::function<bool()> predicate;
+  bool use_predicate = static_cast<bool>(termination_);
+  if (use_predicate) {
+    try {
+      predicate = termination_();
+    } catch (...) {
+    }
+  }
+  const auto start = clock::now();
+  const auto deadline = start + slice_;
+  auto last_check = start;
+  std::uint32_t since_check = 0;
+  std::uint32_t until_check = check_interval_;
+
+  while (task_base* t = runnable_.next_in_round()) {
+    // A lone task runs its units in one batch inside its own run(): no per-unit virtual
+    // call. Any change to the lists ends the batch through interrupt_.
+    const std::uint32_t budget = (use_predicate || !runnable_.single()) ? 1 : until_check;
+    current_ = t;
+    const run_result r = t->run(budget, interrupt_);
+    current_ = nullptr;
+    if (r.outcome == run_outcome::done) finish(*t, task_state::done);
+    else if (r.outcome == run_outcome::failed) finish(*t, task_state::failed, std::move(t->failure_));
+    if (current_finished_) {
+      current_finished_ = false;
+      if (!t->waiting_) t->destroy_work();
+      t->release();
+    }
+
+    if (use_predicate) {
+      bool end = true;
+      try {
+        end = !predicate || predicate();
+      } catch (...) {
+      }
+      if (end) break;
+    } else {
+      since_check += r.units;
+      until_check -= std::min(until_check, r.units);
+      if (until_check == 0) {
+        const auto now = clock::now();
+        adapt_check_interval(now - last_check, since_check);
+        last_check = now;
+        since_check = 0;
+        until_check = check_interval_;
+        if (now >= deadline) break;
+      }
+    }
+    if (const std::uint32_t i = interrupt_.load(std::memory_order_relaxed)) {
+      if (i & changed_bit) interrupt_.fetch_and(~changed_bit, std::memory_order_relaxed);
+      if (i >= controller) yield_to_controllers();
+      if (!running_.load(std::memory_order_relaxed)) break;
+    }
+  }
+  in_tick_ = false;
+  if (running_.load(std::memory_order_relaxed) && !runnable_.empty()) schedule_tick();
+}
+
+}  // namespace coop::detail

@@ -1,0 +1,135 @@
+// A hand-driven executor for deterministic tests: Twisted's FakeScheduler in Asio form.
+// Nothing runs until the test calls poll_one()/poll(); outstanding work is counted so a
+// test can assert that a cooperator with nothing runnable holds none.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/execution_context.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+namespace coop_test {
+
+namespace asio = boost::asio;
+
+class manual_context : public asio::execution_context {
+public:
+  template <bool Tracked> class basic_executor;
+  using executor_type = basic_executor<false>;
+
+  manual_context() = default;
+  ~manual_context() {
+    shutdown();   // services first (as io_context does), then queued handlers are destroyed
+    std::lock_guard lock(mutex_);
+    queue_.clear();
+  }
+
+  executor_type get_executor() noexcept;
+
+  // Runs one queued function; returns how many ran (0 or 1).
+  std::size_t poll_one() {
+    std::unique_ptr<function_base> f;
+    {
+      std::lock_guard lock(mutex_);
+      if (queue_.empty()) return 0;
+      f = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    f->call();
+    return 1;
+  }
+  // Runs what is queued, including what that queues, until the queue is empty.
+  std::size_t poll() {
+    std::size_t n = 0;
+    while (poll_one()) ++n;
+    return n;
+  }
+  std::size_t queued() const {
+    std::lock_guard lock(mutex_);
+    return queue_.size();
+  }
+  std::size_t outstanding_work() const noexcept { return work_.load(); }
+
+private:
+  struct function_base {
+    virtual ~function_base() = default;
+    virtual void call() = 0;
+  };
+  template <class F> struct function final : function_base {
+    explicit function(F f) : f_(std::move(f)) {}
+    void call() override { std::move(f_)(); }
+    F f_;
+  };
+
+  template <class F> void enqueue(F&& f) {
+    auto p = std::make_unique<function<std::decay_t<F>>>(std::forward<F>(f));
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(p));
+  }
+
+  mutable std::mutex mutex_;
+  std::deque<std::unique_ptr<function_base>> queue_;
+  std::atomic<std::size_t> work_{0};
+};
+
+template <bool Tracked> class manual_context::basic_executor {
+public:
+  explicit basic_executor(manual_context& ctx) noexcept : ctx_(&ctx) {
+    if constexpr (Tracked) ++ctx_->work_;
+  }
+  basic_executor(const basic_executor& other) noexcept : ctx_(other.ctx_) {
+    if constexpr (Tracked) ++ctx_->work_;
+  }
+  basic_executor(basic_executor&& other) noexcept : ctx_(other.ctx_) {
+    if constexpr (Tracked) ++ctx_->work_;
+  }
+  basic_executor& operator=(const basic_executor& other) noexcept {
+    basic_executor copy(other);
+    std::swap(ctx_, copy.ctx_);
+    return *this;
+  }
+  ~basic_executor() {
+    if constexpr (Tracked) --ctx_->work_;
+  }
+
+  manual_context& query(asio::execution::context_t) const noexcept { return *ctx_; }
+  asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept {
+    return asio::execution::blocking.never;
+  }
+  asio::execution::outstanding_work_t query(asio::execution::outstanding_work_t) const noexcept {
+    return Tracked ? asio::execution::outstanding_work_t(asio::execution::outstanding_work.tracked)
+                   : asio::execution::outstanding_work_t(asio::execution::outstanding_work.untracked);
+  }
+  basic_executor require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
+  basic_executor<true> require(asio::execution::outstanding_work_t::tracked_t) const noexcept {
+    return basic_executor<true>(*ctx_);
+  }
+  basic_executor<false> require(asio::execution::outstanding_work_t::untracked_t) const noexcept {
+    return basic_executor<false>(*ctx_);
+  }
+
+  template <class F> void execute(F&& f) const { ctx_->enqueue(std::forward<F>(f)); }
+
+  friend bool operator==(const basic_executor& a, const basic_executor& b) noexcept {
+    return a.ctx_ == b.ctx_;
+  }
+  friend bool operator!=(const basic_executor& a, const basic_executor& b) noexcept {
+    return a.ctx_ != b.ctx_;
+  }
+
+private:
+  template <bool> friend class basic_executor;
+  manual_context* ctx_;
+};
+
+inline manual_context::executor_type manual_context::get_executor() noexcept {
+  return executor_type(*this);
+}
+
+}  // namespace coop_test
