@@ -1,0 +1,84 @@
+// coop_demo_server: the demo HTTP server. See README-section.md.
+#include "server.hpp"
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/program_options.hpp>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+int main(int argc, char** argv) {
+  namespace po = boost::program_options;
+  namespace asio = boost::asio;
+
+  unsigned short port = 8080;
+  std::size_t threads = 2;
+  double slice_us = 1000;
+  std::string address = "127.0.0.1";
+  po::options_description desc("coop_demo_server options");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("port,p", po::value(&port)->default_value(port), "TCP port on 127.0.0.1 (0: ephemeral, printed)")
+      ("threads,t", po::value(&threads)->default_value(threads), "threads running the io_context")
+      ("slice-us", po::value(&slice_us)->default_value(slice_us), "cooperator time slice per tick, microseconds")
+      ("address", po::value(&address)->default_value(address), "address to bind");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "coop_demo_server: " << e.what() << "\n" << desc << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (threads < 1 || slice_us <= 0) {
+    std::cerr << "coop_demo_server: --threads must be >= 1 and --slice-us > 0\n";
+    return 2;
+  }
+
+  asio::io_context ioc(static_cast<int>(threads));
+  coop_demo::server_options options;
+  options.address = address;
+  options.port = port;
+  options.threads = threads;
+  options.cooperator.slice = std::chrono::nanoseconds(static_cast<long long>(slice_us * 1000));
+  std::optional<coop_demo::server> server;
+  try {
+    server.emplace(ioc, options);
+  } catch (const std::exception& e) {
+    std::cerr << "coop_demo_server: cannot listen on " << address << ":" << port << ": " << e.what() << "\n";
+    return 1;
+  }
+
+  // First signal: graceful shutdown. A second one: stop at once.
+  asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  std::function<void(boost::system::error_code, int)> on_signal;
+  int received = 0;
+  on_signal = [&](boost::system::error_code ec, int) {
+    if (ec) return;
+    if (++received == 1) {
+      std::cout << "coop_demo_server: shutting down" << std::endl;
+      server->shutdown();
+      signals.async_wait(on_signal);  // keeps the io_context alive until a second signal or...
+    } else {
+      ioc.stop();
+    }
+  };
+  signals.async_wait(on_signal);
+
+  std::cout << "coop_demo_server: listening on http://" << address << ":" << server->port()
+            << "/ (threads " << threads << ", slice " << slice_us << " us)" << std::endl;
+  std::cout << "port " << server->port() << std::endl;
+
+  std::vector<std::thread> pool;
+  for (std::size_t i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
+  ioc.run();
+  for (auto& t : pool) t.join();
+  std::cout << "coop_demo_server: stopped" << std::endl;
+  return 0;
+}

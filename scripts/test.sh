@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The test command (README, CI): installs what is missing, then builds and runs the whole
+# suite normally, again under ASan+UBSan, the threaded tests under TSan, and checks that
+# an outside project can consume coop by find_package() and by add_subdirectory().
+# Build trees go to ${COOP_BUILD_ROOT:-build}/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out=${COOP_BUILD_ROOT:-$root/build}
+jobs=${COOP_JOBS:-$(nproc)}
+scripts/setup.sh
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "normal build and tests"
+cmake -S . -B "$out/normal" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$out/normal" -j"$jobs"
+ctest --test-dir "$out/normal" --output-on-failure -j"$jobs"
+
+step "ASan+UBSan build and tests"
+cmake -S . -B "$out/asan" -DCMAKE_BUILD_TYPE=Debug -DCOOP_SANITIZE=address,undefined \
+  -DCOOP_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$out/asan" -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir "$out/asan" --output-on-failure -j"$jobs"
+
+step "TSan build and threaded tests"
+cmake -S . -B "$out/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOOP_SANITIZE=thread \
+  -DCOOP_BUILD_EXAMPLES=OFF >/dev/null
+mapfile -t threaded < <(cd tests && ls test_threads*.cpp | sed 's/\.cpp$//')
+cmake --build "$out/tsan" -j"$jobs" --target "${threaded[@]}"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir "$out/tsan" --output-on-failure -L threads
+
+step "packaging: cmake --install + find_package, and add_subdirectory"
+rm -rf "$out/prefix"
+cmake --install "$out/normal" --prefix "$out/prefix" >/dev/null
+cmake -S tests/consumer -B "$out/consumer-installed" -DCMAKE_PREFIX_PATH="$out/prefix" >/dev/null
+cmake --build "$out/consumer-installed" -j"$jobs"
+"$out/consumer-installed/consumer"
+cmake -S tests/consumer -B "$out/consumer-subdir" -DCOOP_SOURCE_DIR="$root" >/dev/null
+cmake --build "$out/consumer-subdir" -j"$jobs"
+"$out/consumer-subdir/consumer"
+
+step "all tests passed"

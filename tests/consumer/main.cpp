@@ -1,0 +1,18 @@
+// Compiles against the installed (or added) coop and runs one task to completion.
+#include <coop/coop.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <cstdio>
+
+int main() {
+  boost::asio::io_context io;
+  coop::cooperator cooperator(io);
+  int units = 0;
+  bool done = false;
+  cooperator.cooperate([&] { return ++units == 10 ? coop::step::done : coop::step::more; })
+      .when_done([&](std::exception_ptr e) { done = !e; });
+  io.run();
+  std::printf("consumer: %d units, %s\n", units, done ? "done" : "NOT DONE");
+  return units == 10 && done ? 0 : 1;
+}
