@@ -327,69 +327,89 @@ void cooperator_core::adapt_check_interval(std::chrono::nanoseconds elapsed, std
   check_interval_ = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(wanted, 1, limit));
 }
 
+void cooperator_core::after_unit(task_base& t, run_outcome outcome) noexcept {
+  if (outcome == run_outcome::done) finish(t, task_state::done);
+  else if (outcome == run_outcome::failed) finish(t, task_state::failed, std::move(t.failure_));
+  if (current_finished_) {
+    current_finished_ = false;
+    if (!t.waiting_) t.destroy_work();
+    t.release();  // the cooperator's reference, kept while the unit ran
+  }
+}
+
+bool cooperator_core::handle_interrupt() noexcept {
+  const std::uint32_t i = interrupt_.load(std::memory_order_relaxed);
+  if (i & changed_bit) interrupt_.fetch_and(~changed_bit, std::memory_order_relaxed);
+  if (i >= controller) yield_to_controllers();
+  return !running_.load(std::memory_order_relaxed);
+}
+
 void cooperator_core::run_tick() noexcept {
-  using clock = std::chrono::steady_clock;
   lock l(*this);
   tick_posted_ = false;
   if (!running_.load(std::memory_order_relaxed) || runnable_.empty()) return;
   in_tick_ = true;
+  if (termination_) run_units_until_predicate();
+  else run_units_for_slice();
+  in_tick_ = false;
+  if (running_.load(std::memory_order_relaxed) && !runnable_.empty()) schedule_tick();
+}
 
+void cooperator_core::run_units_until_predicate() noexcept {
   std::function<bool()> predicate;
-  bool use_predicate = static_cast<bool>(termination_);
-  if (use_predicate) {
+  try {
+    predicate = termination_();
+  } catch (...) {
+  }
+  while (task_base* t = runnable_.next_in_round()) {
+    current_ = t;
+    const run_outcome outcome = t->run_one();
+    current_ = nullptr;
+    after_unit(*t, outcome);
+    bool end = true;
     try {
-      predicate = termination_();
+      end = !predicate || predicate();
     } catch (...) {
     }
+    if (end) break;
+    if (interrupt_.load(std::memory_order_relaxed) && handle_interrupt()) break;
   }
+}
+
+void cooperator_core::run_units_for_slice() noexcept {
+  using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const auto deadline = start + slice_;
   auto last_check = start;
-  std::uint32_t since_check = 0;
+  // Units left before the next clock read; the clock is read when it reaches 0, after
+  // check_interval_ units.
   std::uint32_t until_check = check_interval_;
+  const auto clock_says_stop = [&] {
+    const auto now = clock::now();
+    adapt_check_interval(now - last_check, check_interval_);
+    last_check = now;
+    until_check = check_interval_;
+    return now >= deadline;
+  };
 
   while (task_base* t = runnable_.next_in_round()) {
-    // A lone task runs its units in one batch inside its own run(): no per-unit virtual
-    // call. Any change to the lists ends the batch through interrupt_.
-    const std::uint32_t budget = (use_predicate || !runnable_.single()) ? 1 : until_check;
     current_ = t;
-    const run_result r = t->run(budget, interrupt_);
-    current_ = nullptr;
-    if (r.outcome == run_outcome::done) finish(*t, task_state::done);
-    else if (r.outcome == run_outcome::failed) finish(*t, task_state::failed, std::move(t->failure_));
-    if (current_finished_) {
-      current_finished_ = false;
-      if (!t->waiting_) t->destroy_work();
-      t->release();
-    }
-
-    if (use_predicate) {
-      bool end = true;
-      try {
-        end = !predicate || predicate();
-      } catch (...) {
-      }
-      if (end) break;
+    if (runnable_.single()) {
+      // A lone task runs a batch of units inside its own run(): no virtual call per
+      // unit. Any change to the lists ends the batch through interrupt_.
+      const run_result r = t->run(until_check, interrupt_);
+      current_ = nullptr;
+      if (r.outcome != run_outcome::more || current_finished_) after_unit(*t, r.outcome);
+      until_check -= r.units;
     } else {
-      since_check += r.units;
-      until_check -= std::min(until_check, r.units);
-      if (until_check == 0) {
-        const auto now = clock::now();
-        adapt_check_interval(now - last_check, since_check);
-        last_check = now;
-        since_check = 0;
-        until_check = check_interval_;
-        if (now >= deadline) break;
-      }
+      const run_outcome outcome = t->run_one();
+      current_ = nullptr;
+      if (outcome != run_outcome::more || current_finished_) [[unlikely]] after_unit(*t, outcome);
+      --until_check;
     }
-    if (const std::uint32_t i = interrupt_.load(std::memory_order_relaxed)) {
-      if (i & changed_bit) interrupt_.fetch_and(~changed_bit, std::memory_order_relaxed);
-      if (i >= controller) yield_to_controllers();
-      if (!running_.load(std::memory_order_relaxed)) break;
-    }
+    if (until_check == 0 && clock_says_stop()) break;
+    if (interrupt_.load(std::memory_order_relaxed) && handle_interrupt()) [[unlikely]] break;
   }
-  in_tick_ = false;
-  if (running_.load(std::memory_order_relaxed) && !runnable_.empty()) schedule_tick();
 }
 
 }  // namespace coop::detail

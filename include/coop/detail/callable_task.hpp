@@ -31,6 +31,15 @@ public:
     }
   }
 
+  run_outcome run_one() noexcept override {
+    try {
+      return std::invoke(*work_) == step::done ? run_outcome::done : run_outcome::more;
+    } catch (...) {
+      failure_ = std::current_exception();
+      return run_outcome::failed;
+    }
+  }
+
   void destroy_work() noexcept override { work_.reset(); }
 
 private:

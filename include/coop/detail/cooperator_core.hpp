@@ -38,7 +38,15 @@ public:
   /// The next task of the current round; wraps to a new round at the end.
   task_base* next_in_round() noexcept {
     task_base* t = cursor_ ? cursor_ : head_;
-    if (t) cursor_ = t->next_;
+    if (t) {
+      cursor_ = t->next_;
+      // Walking a list is a chain of dependent loads: fetch the next task (its links,
+      // vtable pointer and work) while this one runs its unit.
+      if (task_base* n = cursor_ ? cursor_ : head_) {
+        __builtin_prefetch(n);
+        __builtin_prefetch(reinterpret_cast<const char*>(n) + 64);
+      }
+    }
     return t;
   }
 
@@ -106,6 +114,10 @@ private:
   void make_runnable(task_base& t) noexcept;
   void schedule_tick() noexcept;
   void yield_to_controllers() noexcept;
+  void run_units_for_slice() noexcept;
+  void run_units_until_predicate() noexcept;
+  void after_unit(task_base& t, run_outcome outcome) noexcept;
+  bool handle_interrupt() noexcept;
   void note_change() noexcept;
   void adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint32_t units) noexcept;
   static std::exception_ptr result_of(const task_base& t) noexcept;

@@ -34,6 +34,16 @@ public:
     return {units, run_outcome::more};
   }
 
+  run_outcome run_one() noexcept override {
+    frame_.resume();
+    if (!frame_.done()) return run_outcome::more;
+    if (frame_.promise().exception_) {
+      failure_ = frame_.promise().exception_;
+      return run_outcome::failed;
+    }
+    return run_outcome::done;
+  }
+
   void cancel_wait() noexcept override {
     // Emitted on the strand, where the operation's handler runs: the slot is never used
     // concurrently with the operation's own use of it.

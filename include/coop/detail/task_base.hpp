@@ -53,6 +53,8 @@ public:
   /// starts waiting on an operation. Never throws: a throwing unit is reported as failed
   /// with the exception stored in failure_.
   virtual run_result run(std::uint32_t max_units, const std::atomic<std::uint32_t>& interrupt) noexcept = 0;
+  /// Runs one unit (the round-robin case: one unit per task per turn).
+  virtual run_outcome run_one() noexcept = 0;
   /// Destroys the user's work (callable or coroutine frame); idempotent.
   virtual void destroy_work() noexcept = 0;
   /// Coroutine work waiting on an operation: emit terminal cancellation to it.
