@@ -55,21 +55,16 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // First signal: graceful shutdown. A second one: stop at once.
+  // First signal: graceful shutdown; run() returns once in-flight work is done. The
+  // signals then get their default action back, so a second one ends the process at once.
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
-  std::function<void(boost::system::error_code, int)> on_signal;
-  int received = 0;
-  on_signal = [&](boost::system::error_code ec, int) {
+  signals.async_wait([&](boost::system::error_code ec, int signal) {
     if (ec) return;
-    if (++received == 1) {
-      std::cout << "coop_demo_server: shutting down" << std::endl;
-      server->shutdown();
-      signals.async_wait(on_signal);  // keeps the io_context alive until a second signal or...
-    } else {
-      ioc.stop();
-    }
-  };
-  signals.async_wait(on_signal);
+    std::cout << "coop_demo_server: signal " << signal << ", shutting down" << std::endl;
+    server->shutdown();
+    boost::system::error_code ignored;
+    signals.clear(ignored);
+  });
 
   std::cout << "coop_demo_server: listening on http://" << address << ":" << server->port()
             << "/ (threads " << threads << ", slice " << slice_us << " us)" << std::endl;
