@@ -308,6 +308,57 @@ BOOST_AUTO_TEST_CASE(a_task_added_after_the_round_wrapped_waits_for_the_next_end
              boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(a_task_added_by_a_lone_tasks_unit_gets_the_next_turn) {
+  // Default options (time slice, no predicate): a lone task may be run in a batch of
+  // units; a task joining from one of its units must still get the very next turn.
+  manual_context ctx;
+  coop::cooperator c(ctx);
+  log_type log;
+  c.cooperate([&, n = 0]() mutable {
+    ++n;
+    log.push_back("A" + std::to_string(n));
+    if (n == 1) c.cooperate(recorder(log, "B", 2));
+    return n >= 4 ? coop::step::done : coop::step::more;
+  });
+  drain(ctx);
+  BOOST_TEST(log == expect("A1 B1 A2 B2 A3 A4"), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_lone_task_that_pauses_or_stops_itself_runs_no_further_unit) {
+  {
+    manual_context ctx;
+    coop::cooperator c(ctx);   // default slice: batches of a lone task's units allowed
+    std::optional<coop::cooperative_task> self;
+    int units = 0;
+    self = c.cooperate([&] {
+      if (++units == 3) self->pause();
+      return units == 6 ? coop::step::done : coop::step::more;
+    });
+    drain(ctx);
+    BOOST_TEST(units == 3);
+    BOOST_TEST(ctx.queued() == 0u);
+    BOOST_TEST(ctx.outstanding_work() == 0u);
+    self->resume();
+    drain(ctx);
+    BOOST_TEST(units == 6);
+  }
+  {
+    manual_context ctx;
+    coop::cooperator c(ctx);
+    std::optional<coop::cooperative_task> self;
+    int units = 0;
+    self = c.cooperate([&] {
+      if (++units == 3) self->stop();
+      return coop::step::more;
+    });
+    auto done = watch(*self);
+    drain(ctx);
+    BOOST_TEST(units == 3);
+    BOOST_TEST(done->calls == 1);
+    BOOST_TEST(holds_exactly<coop::task_stopped>(done->error), type_of(done->error));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_resumed_task_joins_at_the_end_of_the_order) {
   manual_context ctx;
   coop::cooperator c(ctx, {.termination = after_units(1)});
@@ -515,7 +566,7 @@ BOOST_AUTO_TEST_CASE(not_started_queues_tasks_until_start) {
 
 BOOST_AUTO_TEST_CASE(running_in_its_four_states) {
   manual_context ctx;
-  coop::cooperator c(ctx, {.started = false});
+  coop::cooperator c(ctx, {.termination = {}, .started = false});
   BOOST_TEST(!c.running());
   c.start();
   BOOST_TEST(c.running());
@@ -586,7 +637,7 @@ BOOST_AUTO_TEST_CASE(a_stopped_cooperator_finishes_new_tasks_with_scheduler_stop
 
 BOOST_AUTO_TEST_CASE(a_not_yet_started_cooperator_that_is_stopped_fails_its_queued_tasks) {
   manual_context ctx;
-  coop::cooperator c(ctx, {.started = false});
+  coop::cooperator c(ctx, {.termination = {}, .started = false});
   int units = 0;
   auto t = c.cooperate(counter(units));
   auto done = watch(t);
@@ -595,6 +646,32 @@ BOOST_AUTO_TEST_CASE(a_not_yet_started_cooperator_that_is_stopped_fails_its_queu
   BOOST_TEST(units == 0);
   BOOST_TEST(done->calls == 1);
   BOOST_TEST(holds_exactly<coop::scheduler_stopped>(done->error), type_of(done->error));
+}
+
+BOOST_AUTO_TEST_CASE(stop_from_inside_a_unit_ends_the_tick_and_every_task) {
+  manual_context ctx;
+  coop::cooperator c(ctx, {.termination = never_ends()});
+  log_type log;
+  auto a = c.cooperate(recorder(log, "A", forever));
+  auto b = c.cooperate([&, n = 0]() mutable {
+    ++n;
+    log.push_back("B" + std::to_string(n));
+    c.stop();
+    return coop::step::more;
+  });
+  auto d = c.cooperate(recorder(log, "C", forever));
+  auto a_done = watch(a);
+  auto b_done = watch(b);
+  auto d_done = watch(d);
+  drain(ctx);
+  BOOST_TEST(log == expect("A1 B1"), boost::test_tools::per_element());
+  BOOST_TEST(!c.running());
+  for (const auto& done : {a_done, b_done, d_done}) {
+    BOOST_TEST(done->calls == 1);
+    BOOST_TEST(holds_exactly<coop::scheduler_stopped>(done->error), type_of(done->error));
+  }
+  BOOST_TEST(ctx.queued() == 0u);
+  BOOST_TEST(ctx.outstanding_work() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(stop_fails_running_and_paused_tasks_with_scheduler_stopped) {
