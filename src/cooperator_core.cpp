@@ -3,6 +3,9 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <vector>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/query.hpp>
 #include <thread>
 
 namespace coop::detail {
@@ -84,6 +87,85 @@ void cooperator_core::yield_to_controllers() noexcept {
   mutex_.lock();
 }
 
+// ---- the execution context's cores -----------------------------------------------------
+
+namespace {
+// Guards every registry's list and every core's registry_ pointer. Touched only when a
+// core is made or destroyed and when a context shuts down.
+std::mutex registries_mutex;
+}  // namespace
+
+// One per execution context with cooperators: when the context shuts down, its cores
+// stop and release their strands while the strand service still exists.
+class cooperator_core::registry : public asio::execution_context::service {
+public:
+  using key_type = registry;
+  static inline asio::execution_context::id id;
+  explicit registry(asio::execution_context& ctx) : service(ctx) {}
+
+  void add(cooperator_core& core) {
+    std::lock_guard l(registries_mutex);
+    cores_.push_back(&core);
+    core.registry_ = this;
+  }
+  /// Called with registries_mutex held.
+  void remove_locked(cooperator_core& core) noexcept {
+    std::erase(cores_, &core);
+    core.registry_ = nullptr;
+  }
+
+private:
+  void shutdown() override {
+    std::vector<std::shared_ptr<cooperator_core>> alive;
+    {
+      std::lock_guard l(registries_mutex);
+      for (cooperator_core* core : cores_) {
+        core->registry_ = nullptr;
+        if (auto p = core->weak_from_this().lock()) alive.push_back(std::move(p));
+      }
+      cores_.clear();
+    }
+    // Outside the mutex: stopping runs work destructors, which may make cooperators.
+    for (auto& core : alive) core->context_shutdown();
+  }
+
+  std::vector<cooperator_core*> cores_;
+};
+
+namespace {
+// What a core's strand becomes once its context has shut down: a context, never
+// destroyed, whose executor destroys what is submitted (Asio destroys handlers queued on
+// a context that shuts down, and this is the same rule afterwards).
+class detached_context : public asio::execution_context {
+public:
+  struct executor {
+    detached_context* ctx;
+    asio::execution_context& query(asio::execution::context_t) const noexcept { return *ctx; }
+    static constexpr asio::execution::blocking_t query(asio::execution::blocking_t) noexcept {
+      return asio::execution::blocking.never;
+    }
+    executor require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
+    template <class F> void execute(F&&) const noexcept {}
+    friend bool operator==(const executor&, const executor&) noexcept { return true; }
+    friend bool operator!=(const executor&, const executor&) noexcept { return false; }
+  };
+};
+}  // namespace
+
+cooperator_core::executor_type cooperator_core::detached_strand() noexcept {
+  static const executor_type* strand = [] {
+    auto* ctx = new detached_context;  // never destroyed: strands on it may live until exit
+    return new executor_type(asio::make_strand(asio::any_io_executor(detached_context::executor{ctx})));
+  }();
+  return *strand;
+}
+
+void cooperator_core::context_shutdown() noexcept {
+  shutdown();
+  lock l(*this);
+  strand_.reset();
+}
+
 // ---- construction --------------------------------------------------------------------
 
 cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_options options)
@@ -93,9 +175,18 @@ cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_opt
       running_(options.started),
       // A clock read every ~20 us (less for tiny slices) bounds a tick's overshoot.
       check_period_(std::clamp<std::chrono::nanoseconds>(options.slice / 8, std::chrono::nanoseconds(0),
-                                                         std::chrono::microseconds(20))) {}
+                                                         std::chrono::microseconds(20))) {
+  register_with_context(ex);
+}
 
-cooperator_core::~cooperator_core() = default;
+cooperator_core::~cooperator_core() {
+  std::lock_guard l(registries_mutex);
+  if (registry_) registry_->remove_locked(*this);  // null: the context has shut down
+}
+
+void cooperator_core::register_with_context(const asio::any_io_executor& ex) {
+  asio::use_service<registry>(asio::query(ex, asio::execution::context)).add(*this);
+}
 
 // ---- cooperator control --------------------------------------------------------------
 
@@ -272,7 +363,10 @@ void cooperator_core::finish(task_base& t, task_state how, std::exception_ptr fa
   note_change();
 
   // The lists are consistent from here on: user code below may re-enter.
-  if (t.waiting_) t.cancel_wait();           // the work dies when the operation lets go of it
+  if (t.waiting_) {
+    // When the context shuts down, it destroys the pending operation itself.
+    if (!shutting_down_) t.cancel_wait();
+  }           // the work dies when the operation lets go of it
   else if (&t != current_) t.destroy_work();  // a running unit's work dies after the unit
 
   while (waiter_base* w = t.waiters_) {
@@ -310,7 +404,8 @@ struct tick_handler {
 void cooperator_core::schedule_tick() noexcept {
   if (tick_posted_) return;
   try {
-    asio::post(strand_, tick_handler{shared_from_this()});
+    if (!strand_) return;
+    asio::post(*strand_, tick_handler{shared_from_this()});
     tick_posted_ = true;
   } catch (...) {
     // Out of memory: the next state change schedules again.

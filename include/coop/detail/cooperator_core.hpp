@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 namespace coop::detail {
 
@@ -63,7 +64,9 @@ public:
   cooperator_core(const asio::any_io_executor& ex, cooperator_options options);
   ~cooperator_core();
 
-  const executor_type& get_executor() const noexcept { return strand_; }
+  /// The strand; once the execution context has shut down, a strand on a context that
+  /// destroys whatever is submitted to it (the real one must die with its service).
+  executor_type get_executor() const noexcept { return strand_ ? *strand_ : detached_strand(); }
   bool running() const noexcept { return running_.load(std::memory_order_relaxed); }
 
   /// Takes over the cooperator's reference to `t` (a fresh task). A stopped cooperator
@@ -74,6 +77,9 @@ public:
   /// stop(), and parked waiters are destroyed instead of invoked: the execution context
   /// is shutting down and would destroy them anyway.
   void shutdown() noexcept;
+  /// The execution context is shutting down: shutdown(), and give up the strand while
+  /// its service still exists (handles may keep this core alive past the context).
+  void context_shutdown() noexcept;
 
   // Task control; each returns the failure, or a default error_code on success.
   boost::system::error_code pause(task_base& t) noexcept;
@@ -125,7 +131,12 @@ private:
   static constexpr std::uint32_t changed_bit = 1;   // interrupt_: the lists changed in a unit
   static constexpr std::uint32_t controller = 2;    // interrupt_: one thread waits for the lock
 
-  executor_type strand_;
+  static executor_type detached_strand() noexcept;
+  void register_with_context(const asio::any_io_executor& ex);
+
+  std::optional<executor_type> strand_;
+  class registry;
+  registry* registry_ = nullptr;  // the context's list of cores; null once it shut down
   std::chrono::nanoseconds slice_;
   std::function<std::function<bool()>()> termination_;
   std::mutex mutex_;
@@ -148,5 +159,5 @@ private:
 #include <boost/asio/post.hpp>
 
 template <class F> void coop::detail::cooperator_core::post_to_strand(F&& f) {
-  asio::post(strand_, std::forward<F>(f));
+  if (strand_) asio::post(*strand_, std::forward<F>(f));
 }
