@@ -17,7 +17,9 @@ public:
 
   template <class Handler>
   void operator()(Handler&& handler, bool stops_task) const {
-    auto* op = when_done_op<std::decay_t<Handler>>::create(std::move(handler), task_, stops_task);
+    // A decayed copy: some tokens (use_promise) pass an lvalue handler they still use.
+    auto* op = when_done_op<std::decay_t<Handler>>::create(std::decay_t<Handler>(std::forward<Handler>(handler)),
+                                                          task_, stops_task);
     task_->core_->when_done(*task_, *op);
   }
 
