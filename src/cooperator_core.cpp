@@ -1,32 +1,72 @@
 #include <coop/detail/cooperator_core.hpp>
 
+
+#include <boost/asio/execution.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/query.hpp>
 
 #include <algorithm>
 #include <vector>
-#include <boost/asio/execution.hpp>
-#include <boost/asio/query.hpp>
-#include <thread>
 
 namespace coop::detail {
 
-// ---- task_list -----------------------------------------------------------------------
+namespace {
+// Made at start-up: the noexcept paths that hand them out must not allocate.
+const std::exception_ptr task_stopped_exception = std::make_exception_ptr(task_stopped());
+const std::exception_ptr scheduler_stopped_exception = std::make_exception_ptr(scheduler_stopped());
+const std::exception_ptr operation_aborted_exception =
+    std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
+}  // namespace
+
+// ---- task_list and run_ring ---------------------------------------------------------
 
 void task_list::push_back(task_base& t) noexcept {
   t.next_ = nullptr;
   t.prev_ = tail_;
   (tail_ ? tail_->next_ : head_) = &t;
   tail_ = &t;
-  // Twisted's list iterator: an element appended before the iterator passed the end is
-  // still part of this round.
-  if (!cursor_) cursor_ = &t;
 }
 
 void task_list::unlink(task_base& t) noexcept {
-  if (cursor_ == &t) cursor_ = t.next_;
   (t.prev_ ? t.prev_->next_ : head_) = t.next_;
   (t.next_ ? t.next_->prev_ : tail_) = t.prev_;
   t.next_ = t.prev_ = nullptr;
+}
+
+void run_ring::push_back(task_base& t, bool join_round) noexcept {
+  if (!join_round && read_ == slots_.size()) {
+    slots_.resize(write_);
+    read_ = write_ = 0;
+  }
+  // Holes from removals: close them before they outgrow the reserved room.
+  if (slots_.size() >= 2 * live_ + 16) compact();
+  t.slot_ = static_cast<std::uint32_t>(slots_.size());
+  slots_.push_back(&t);  // within the capacity reserve() made: no allocation
+  ++live_;
+}
+
+void run_ring::compact() noexcept {
+  std::size_t w = 0;
+  const auto keep = [&](std::size_t r) {
+    if (task_base* t = slots_[r]) {
+      slots_[w] = t;
+      t->slot_ = static_cast<std::uint32_t>(w++);
+    }
+  };
+  for (std::size_t r = 0; r < write_; ++r) keep(r);
+  const std::size_t visited = w;
+  for (std::size_t r = read_; r < slots_.size(); ++r) keep(r);
+  slots_.resize(w);
+  read_ = write_ = visited;
+}
+
+task_base* run_ring::any() noexcept {
+  if (read_ != write_) compact();
+  while (!slots_.empty() && !slots_.back()) slots_.pop_back();
+  read_ = write_ = std::min(read_, slots_.size());
+  return slots_.empty() ? nullptr : slots_.back();
 }
 
 // ---- the re-entrant lock -------------------------------------------------------------
@@ -40,51 +80,125 @@ struct held_lock {
 };
 thread_local held_lock* innermost_held = nullptr;
 
-bool this_thread_holds(const cooperator_core* core) noexcept {
-  for (held_lock* h = innermost_held; h; h = h->outer)
-    if (h->core == core) return true;
-  return false;
+// Out of line: the node lives on the caller's stack until it is popped, which GCC 12's
+// -Wdangling-pointer cannot see.
+[[gnu::noinline]] void push_held(held_lock* node) noexcept {
+  node->outer = innermost_held;
+  innermost_held = node;
 }
 }  // namespace
 
+bool cooperator_core::this_thread_holds_lock() const noexcept {
+  for (held_lock* h = innermost_held; h; h = h->outer)
+    if (h->core == this) return true;
+  return false;
+}
+
+// Blocking and re-entrant. Used where waiting for a tick to end is right: the tick itself,
+// the strand's own handlers, and cooperator start()/stop().
 class cooperator_core::lock {
 public:
-  explicit lock(cooperator_core& core) noexcept : core_(core), owns_(!this_thread_holds(&core)) {
+  explicit lock(cooperator_core& core) noexcept : core_(core), owns_(!core.this_thread_holds_lock()) {
     if (owns_) {
-      core_.acquire();
-      node_ = {&core_, innermost_held};
-      innermost_held = &node_;
+      core_.mutex_.lock();
+      enter();
     }
   }
+  /// Adopts a mutex this thread has just locked.
+  lock(cooperator_core& core, std::adopt_lock_t) noexcept : core_(core), owns_(true) { enter(); }
   ~lock() {
     if (owns_) {
+      core_.drain_inbox();  // still the holder: code it runs may re-enter
       innermost_held = node_.outer;
       core_.mutex_.unlock();
+      core_.after_unlock();
     }
   }
   lock(const lock&) = delete;
   lock& operator=(const lock&) = delete;
 
 private:
+  void enter() noexcept {
+    node_.core = &core_;
+    push_held(&node_);
+  }
   cooperator_core& core_;
   bool owns_;
   held_lock node_{};
 };
 
-void cooperator_core::acquire() noexcept {
-  if (mutex_.try_lock()) return;
-  // The runner holds the lock for a whole tick: ask it to give the lock up at the next
-  // unit boundary.
-  interrupt_.fetch_add(controller, std::memory_order_relaxed);
-  mutex_.lock();
-  interrupt_.fetch_sub(controller, std::memory_order_relaxed);
+void cooperator_core::after_unlock() noexcept {
+  // A request left after the drain, while we still held the lock, is ours to apply unless
+  // someone else holds the lock now (then it is theirs).
+  while ((interrupt_.load(std::memory_order_acquire) & inbox_bit) && mutex_.try_lock()) {
+    held_lock node{this, nullptr};
+    push_held(&node);
+    drain_inbox();
+    innermost_held = node.outer;
+    mutex_.unlock();
+  }
 }
 
-void cooperator_core::yield_to_controllers() noexcept {
-  // Between units this thread runs no user code, so its held-lock node may stay.
-  mutex_.unlock();
-  while (interrupt_.load(std::memory_order_relaxed) >= controller) std::this_thread::yield();
-  mutex_.lock();
+void cooperator_core::apply_or_leave(request what, task_base& t, waiter_base* w) noexcept {
+  if (this_thread_holds_lock()) {
+    apply(what, t, w);
+    return;
+  }
+  if (mutex_.try_lock()) {
+    lock l(*this, std::adopt_lock);
+    apply(what, t, w);
+    return;
+  }
+  try {
+    std::lock_guard l(inbox_mutex_);
+    inbox_.push_back({what, task_ptr(&t), w});
+  } catch (...) {
+    // Out of memory for the inbox: wait for the lock instead.
+    lock l(*this);
+    apply(what, t, w);
+    return;
+  }
+  interrupt_.fetch_or(inbox_bit, std::memory_order_seq_cst);
+  // The holder may have drained and be unlocking just now: then the request is ours.
+  if (mutex_.try_lock()) lock l(*this, std::adopt_lock);  // its unlock drains the inbox
+}
+
+void cooperator_core::drain_inbox() noexcept {
+  if (!(interrupt_.load(std::memory_order_acquire) & inbox_bit)) return;
+  std::vector<inbox_item> items;
+  {
+    std::lock_guard l(inbox_mutex_);
+    interrupt_.fetch_and(~inbox_bit, std::memory_order_relaxed);
+    items.swap(inbox_);
+  }
+  for (inbox_item& item : items) apply(item.what, *item.task, item.waiter);
+}
+
+void cooperator_core::apply(request what, task_base& t, waiter_base* w) noexcept {
+  switch (what) {
+    case request::settle:
+      settle(t);
+      return;
+    case request::park_waiter:
+      if (t.retired_) {
+        if (shutting_down_) w->destroy();
+        else w->complete(result_of(t));
+        return;
+      }
+      w->prev_ = nullptr;
+      w->next_ = t.waiters_;
+      if (t.waiters_) t.waiters_->prev_ = w;
+      t.waiters_ = w;
+      w->linked_ = true;
+      return;
+    case request::cancel_waiter:
+      if (!w->linked_) return;  // already completed; its completion is on its way
+      (w->prev_ ? w->prev_->next_ : t.waiters_) = w->next_;
+      if (w->next_) w->next_->prev_ = w->prev_;
+      w->linked_ = false;
+      w->complete(operation_aborted_exception);
+      return;
+  }
 }
 
 // ---- the execution context's cores -----------------------------------------------------
@@ -160,16 +274,12 @@ cooperator_core::executor_type cooperator_core::detached_strand() noexcept {
   return *strand;
 }
 
-void cooperator_core::context_shutdown() noexcept {
-  shutdown();
-  lock l(*this);
-  strand_.reset();
-}
 
 // ---- construction --------------------------------------------------------------------
 
 cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_options options)
-    : strand_(asio::make_strand(ex)),
+    // Untracked: with nothing runnable the cooperator holds no work on the executor.
+    : strand_(asio::make_strand(asio::any_io_executor(asio::prefer(ex, asio::execution::outstanding_work.untracked)))),
       slice_(options.slice),
       termination_(std::move(options.termination)),
       running_(options.started),
@@ -177,9 +287,19 @@ cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_opt
       check_period_(std::clamp<std::chrono::nanoseconds>(options.slice / 8, std::chrono::nanoseconds(0),
                                                          std::chrono::microseconds(20))) {
   register_with_context(ex);
+  timer_entry_.core = this;
+  timer_entry_.slice_ns = slice_.count();
+  try {
+    preemption_timer::add(timer_entry_);
+  } catch (...) {
+    std::lock_guard l(registries_mutex);
+    if (registry_) registry_->remove_locked(*this);
+    throw;
+  }
 }
 
 cooperator_core::~cooperator_core() {
+  preemption_timer::remove(timer_entry_);
   std::lock_guard l(registries_mutex);
   if (registry_) registry_->remove_locked(*this);  // null: the context has shut down
 }
@@ -190,37 +310,69 @@ void cooperator_core::register_with_context(const asio::any_io_executor& ex) {
 
 // ---- cooperator control --------------------------------------------------------------
 
-void cooperator_core::add(task_base& t) noexcept {
-  lock l(*this);
-  if (stopped_) {
-    t.place_ = task_place::none;
-    finish(t, task_state::scheduler_stopped);
+void cooperator_core::add(task_base& t) {
+  std::optional<lock> l;
+  if (this_thread_holds_lock()) l.emplace(*this);
+  else if (mutex_.try_lock()) l.emplace(*this, std::adopt_lock);
+  t.add_ref();  // the cooperator's reference
+  if (!l) {
+    apply_or_leave(request::settle, t);  // a tick holds the lock: it admits the task
     return;
   }
-  make_runnable(t);
+  try {
+    // What can throw comes first: if it does, nothing was added.
+    runnable_.reserve(task_count_ + 1);
+    if (!stopped_ && running_.load(std::memory_order_relaxed) && !in_tick_) schedule_tick();
+  } catch (...) {
+    t.release();
+    throw;
+  }
+  settle(t);
 }
 
-void cooperator_core::start() noexcept {
+void cooperator_core::start() {
   lock l(*this);
   stopped_ = false;
   running_.store(true, std::memory_order_relaxed);
-  if (!runnable_.empty()) schedule_tick();
+  if (!runnable_.empty() && !in_tick_) schedule_tick();
 }
 
 void cooperator_core::stop() noexcept {
+  if (!this_thread_holds_lock()) {
+    // A tick in progress holds the lock: make it end at the next unit boundary.
+    running_.store(false, std::memory_order_relaxed);
+    interrupt_.fetch_or(stop_bit, std::memory_order_seq_cst);
+  }
   lock l(*this);
+  stop_locked();
+}
+
+void cooperator_core::stop_locked() noexcept {
   stopped_ = true;
   running_.store(false, std::memory_order_relaxed);
-  // finish() unlinks before it runs any user code (work destructors), so re-entrant
+  drain_inbox();
+  // retire() unlinks before it runs any user code (work destructors), so re-entrant
   // calls see consistent lists; take the front again each time.
-  while (task_base* t = runnable_.front()) finish(*t, task_state::scheduler_stopped);
-  while (task_base* t = parked_.front()) finish(*t, task_state::scheduler_stopped);
+  while (task_base* t = runnable_.any()) {
+    try_finish(*t, task_state::scheduler_stopped);
+    retire(*t);
+  }
+  while (task_base* t = parked_.front()) {
+    try_finish(*t, task_state::scheduler_stopped);
+    retire(*t);
+  }
 }
 
 void cooperator_core::shutdown() noexcept {
   lock l(*this);
   shutting_down_ = true;
-  stop();
+  stop_locked();
+}
+
+void cooperator_core::context_shutdown() noexcept {
+  shutdown();
+  lock l(*this);
+  strand_.reset();
 }
 
 // ---- task control --------------------------------------------------------------------
@@ -238,125 +390,164 @@ boost::system::error_code finished_error(task_state s) noexcept {
 }
 }  // namespace
 
+bool cooperator_core::try_finish(task_base& t, task_state how) noexcept {
+  std::uint32_t c = t.control_.load(std::memory_order_relaxed);
+  do {
+    if (control::state(c) != task_state::active) return false;  // the first way of finishing wins
+  } while (!t.control_.compare_exchange_weak(c, control::with_state(c, how), std::memory_order_acq_rel));
+  return true;
+}
+
 boost::system::error_code cooperator_core::pause(task_base& t) noexcept {
-  lock l(*this);
-  if (t.state_ != task_state::active) return finished_error(t.state_);
-  if (t.pauses_++ == 0 && t.place_ == task_place::runnable) {
-    runnable_.unlink(t);
-    parked_.push_back(t);
-    t.place_ = task_place::parked;
-    note_change();
-  }
+  std::uint32_t c = t.control_.load(std::memory_order_relaxed);
+  do {
+    if (control::state(c) != task_state::active) return finished_error(control::state(c));
+  } while (!t.control_.compare_exchange_weak(c, c + control::one_pause, std::memory_order_acq_rel));
+  // The runner checks control_ before every unit, so no new unit starts from here on;
+  // taking the task out of the run order can wait for the lock.
+  if (control::pauses(c) == 0) apply_or_leave(request::settle, t);
   return {};
 }
 
 boost::system::error_code cooperator_core::resume(task_base& t) noexcept {
-  lock l(*this);
-  if (t.pauses_ == 0) return make_error_code(error::not_paused);
+  std::uint32_t c = t.control_.load(std::memory_order_relaxed);
+  do {
+    if (control::pauses(c) == 0) return make_error_code(error::not_paused);
+  } while (!t.control_.compare_exchange_weak(c, c - control::one_pause, std::memory_order_acq_rel));
   // A task that finished while paused stays finished: resuming it is a no-op.
-  if (--t.pauses_ == 0 && t.state_ == task_state::active && !t.waiting_) {
-    parked_.unlink(t);
-    make_runnable(t);
-  }
+  if (control::pauses(c) == 1 && control::state(c) == task_state::active) apply_or_leave(request::settle, t);
   return {};
 }
 
 boost::system::error_code cooperator_core::stop(task_base& t) noexcept {
-  lock l(*this);
-  if (t.state_ != task_state::active) return finished_error(t.state_);
-  finish(t, task_state::stopped);
+  if (!try_finish(t, task_state::stopped)) return finished_error(control::state(t.control_.load(std::memory_order_acquire)));
+  apply_or_leave(request::settle, t);
   return {};
 }
 
-void cooperator_core::when_done(task_base& t, waiter_base& w) noexcept {
-  lock l(*this);
-  if (t.state_ != task_state::active) {
-    if (shutting_down_) w.destroy();
-    else w.complete(result_of(t));
-    return;
-  }
-  w.prev_ = nullptr;
-  w.next_ = t.waiters_;
-  if (t.waiters_) t.waiters_->prev_ = &w;
-  t.waiters_ = &w;
-  w.linked_ = true;
-}
+void cooperator_core::when_done(task_base& t, waiter_base& w) noexcept { apply_or_leave(request::park_waiter, t, &w); }
 
-void cooperator_core::cancel_wait(task_base& t, waiter_base& w) noexcept {
-  lock l(*this);
-  if (!w.linked_) return;  // already completed; its completion is on its way
-  (w.prev_ ? w.prev_->next_ : t.waiters_) = w.next_;
-  if (w.next_) w.next_->prev_ = w.prev_;
-  w.linked_ = false;
-  w.complete(std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)));
-}
+void cooperator_core::cancel_wait(task_base& t, waiter_base& w) noexcept { apply_or_leave(request::cancel_waiter, t, &w); }
 
 void cooperator_core::cancel_task(task_base& t) noexcept {
-  lock l(*this);
-  if (t.state_ == task_state::active) finish(t, task_state::stopped);
+  if (try_finish(t, task_state::stopped)) apply_or_leave(request::settle, t);
 }
 
-bool cooperator_core::begin_wait(task_base& t) noexcept {
+// ---- coroutine waits -----------------------------------------------------------------
+
+std::uint32_t cooperator_core::begin_wait(task_base& t) noexcept {
   lock l(*this);
-  if (t.state_ != task_state::active) return false;
+  if (control::state(t.control_.load(std::memory_order_acquire)) != task_state::active) return 0;
   t.waiting_ = true;
-  if (t.place_ == task_place::runnable) {
-    runnable_.unlink(t);
-    parked_.push_back(t);
-    t.place_ = task_place::parked;
-    note_change();
-  }
-  return true;
+  if (++t.wait_generation_ == 0) t.wait_generation_ = 1;
+  park(t);
+  return t.wait_generation_;
 }
 
-void cooperator_core::end_wait(task_base& t, std::exception_ptr failure, void (*deliver)(void*),
-                               void* arg) noexcept {
+void cooperator_core::undo_wait(task_base& t) noexcept {
   lock l(*this);
   t.waiting_ = false;
-  if (t.state_ != task_state::active) {
-    // Stopped during the wait: the work was kept alive for the operation; drop it now.
-    if (&t != current_) t.destroy_work();
-    return;
+  settle(t);
+}
+
+void cooperator_core::end_wait(task_base& t, std::exception_ptr failure, void (*deliver)(void*), void* arg) noexcept {
+  lock l(*this);
+  t.waiting_ = false;
+  if (control::state(t.control_.load(std::memory_order_acquire)) == task_state::active) {
+    if (failure) {
+      t.failure_ = std::move(failure);
+      try_finish(t, task_state::failed);
+    } else {
+      deliver(arg);
+    }
   }
-  if (failure) {
-    finish(t, task_state::failed, std::move(failure));
-    return;
-  }
-  deliver(arg);
-  if (t.pauses_ == 0) {
-    parked_.unlink(t);
-    make_runnable(t);
-  }
+  // Rejoins the run order, stays parked (user pause), or — stopped during the wait —
+  // retires, or drops the work kept alive for the operation.
+  settle(t);
 }
 
 void cooperator_core::wait_abandoned(task_base& t) noexcept {
   lock l(*this);
   if (!t.waiting_) return;
   t.waiting_ = false;
-  if (t.state_ == task_state::active)
-    finish(t, task_state::failed,
-           std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)));
-  else if (&t != current_)
-    t.destroy_work();
+  if (control::state(t.control_.load(std::memory_order_acquire)) == task_state::active) {
+    t.failure_ = operation_aborted_exception;
+    try_finish(t, task_state::failed);
+  }
+  settle(t);
 }
 
-// ---- finishing -----------------------------------------------------------------------
+// ---- placement and finishing ---------------------------------------------------------
 
 std::exception_ptr cooperator_core::result_of(const task_base& t) noexcept {
-  switch (t.state_) {
+  switch (control::state(t.control_.load(std::memory_order_acquire))) {
     case task_state::failed: return t.failure_;
-    case task_state::stopped: return std::make_exception_ptr(task_stopped());
-    case task_state::scheduler_stopped: return std::make_exception_ptr(scheduler_stopped());
+    case task_state::stopped: return task_stopped_exception;
+    case task_state::scheduler_stopped: return scheduler_stopped_exception;
     case task_state::done:
     case task_state::active: break;
   }
   return {};
 }
 
-void cooperator_core::finish(task_base& t, task_state how, std::exception_ptr failure) noexcept {
-  if (t.state_ != task_state::active) return;  // the first way of finishing wins
-  t.state_ = how;
-  t.failure_ = std::move(failure);
+void cooperator_core::settle(task_base& t) noexcept {
+  if (t.place_ == task_place::none && !t.retired_) {
+    // A new task: make room for it in the run ring, so placing it never allocates.
+    try {
+      runnable_.reserve(task_count_ + 1);
+    } catch (...) {
+      t.failure_ = std::current_exception();
+      try_finish(t, task_state::failed);
+    }
+    ++task_count_;
+    parked_.push_back(t);
+    t.place_ = task_place::parked;
+  }
+  if (t.retired_) {
+    // Finished earlier; an operation it waited on has now let go of its work.
+    if (!t.waiting_ && &t != current_) t.destroy_work();
+    return;
+  }
+  const std::uint32_t c = t.control_.load(std::memory_order_acquire);
+  if (control::state(c) != task_state::active) retire(t);
+  else if (control::pauses(c) > 0 || t.waiting_) park(t);
+  else if (t.place_ != task_place::runnable) {
+    if (stopped_) {
+      if (try_finish(t, task_state::scheduler_stopped)) retire(t);
+      else settle(t);
+      return;
+    }
+    if (t.place_ == task_place::parked) parked_.unlink(t);
+    make_runnable(t);
+    if (running_.load(std::memory_order_relaxed) && !in_tick_) {
+      try {
+        schedule_tick();
+      } catch (...) {
+        // Out of memory: the next state change queues the tick again.
+      }
+    }
+  }
+}
+
+void cooperator_core::park(task_base& t) noexcept {
+  if (t.place_ == task_place::parked) return;
+  if (t.place_ == task_place::runnable) runnable_.unlink(t);
+  parked_.push_back(t);
+  t.place_ = task_place::parked;
+  note_change();
+}
+
+void cooperator_core::make_runnable(task_base& t) noexcept {
+  // The task whose unit is running goes behind the others (its next turn).
+  runnable_.push_back(t, &t != current_);
+  t.place_ = task_place::runnable;
+  note_change();
+}
+
+void cooperator_core::retire(task_base& t) noexcept {
+  if (t.retired_) return;
+  t.retired_ = true;
+  --task_count_;
   if (t.place_ == task_place::runnable) runnable_.unlink(t);
   else if (t.place_ == task_place::parked) parked_.unlink(t);
   t.place_ = task_place::none;
@@ -364,17 +555,24 @@ void cooperator_core::finish(task_base& t, task_state how, std::exception_ptr fa
 
   // The lists are consistent from here on: user code below may re-enter.
   if (t.waiting_) {
-    // When the context shuts down, it destroys the pending operation itself.
+    // The work dies when the operation lets go of it. When the context shuts down, it
+    // destroys the pending operation itself.
     if (!shutting_down_) t.cancel_wait();
-  }           // the work dies when the operation lets go of it
-  else if (&t != current_) t.destroy_work();  // a running unit's work dies after the unit
+  } else if (&t != current_) {
+    t.destroy_work();  // a running unit's work dies after the unit
+  }
 
-  while (waiter_base* w = t.waiters_) {
-    t.waiters_ = w->next_;
-    if (t.waiters_) t.waiters_->prev_ = nullptr;
+  // Handlers complete in the order their waits began (Twisted fires Deferreds in order);
+  // waiters are pushed at the head, so walk from the tail.
+  waiter_base* w = t.waiters_;
+  while (w && w->next_) w = w->next_;
+  t.waiters_ = nullptr;
+  while (w) {
+    waiter_base* prev = w->prev_;
     w->linked_ = false;
     if (shutting_down_) w->destroy();
     else w->complete(result_of(t));
+    w = prev;
   }
   if (&t == current_) current_finished_ = true;  // the tick drops its reference after the unit
   else t.release();                              // the cooperator's reference
@@ -387,13 +585,6 @@ void cooperator_core::note_change() noexcept {
   if (current_) interrupt_.fetch_or(changed_bit, std::memory_order_relaxed);
 }
 
-void cooperator_core::make_runnable(task_base& t) noexcept {
-  runnable_.push_back(t);
-  t.place_ = task_place::runnable;
-  note_change();
-  if (running_.load(std::memory_order_relaxed) && !in_tick_) schedule_tick();
-}
-
 namespace {
 struct tick_handler {
   std::shared_ptr<cooperator_core> core;
@@ -401,15 +592,20 @@ struct tick_handler {
 };
 }  // namespace
 
-void cooperator_core::schedule_tick() noexcept {
-  if (tick_posted_) return;
-  try {
-    if (!strand_) return;
-    asio::post(*strand_, tick_handler{shared_from_this()});
-    tick_posted_ = true;
-  } catch (...) {
-    // Out of memory: the next state change schedules again.
-  }
+namespace {
+// Runs on the inner executor, then enters the strand at once (dispatch) when it is free.
+struct hop_handler {
+  cooperator_core::executor_type strand;
+  std::shared_ptr<cooperator_core> core;
+  void operator()() { asio::dispatch(strand, tick_handler{std::move(core)}); }
+};
+}  // namespace
+
+void cooperator_core::schedule_tick(bool from_tick) {
+  if (tick_posted_ || !strand_) return;
+  if (from_tick) asio::post(strand_->get_inner_executor(), hop_handler{*strand_, shared_from_this()});
+  else asio::post(*strand_, tick_handler{shared_from_this()});
+  tick_posted_ = true;
 }
 
 void cooperator_core::adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint32_t units) noexcept {
@@ -423,8 +619,13 @@ void cooperator_core::adapt_check_interval(std::chrono::nanoseconds elapsed, std
 }
 
 void cooperator_core::after_unit(task_base& t, run_outcome outcome) noexcept {
-  if (outcome == run_outcome::done) finish(t, task_state::done);
-  else if (outcome == run_outcome::failed) finish(t, task_state::failed, std::move(t.failure_));
+  if (outcome == run_outcome::done) {
+    if (try_finish(t, task_state::done)) retire(t);
+  } else if (outcome == run_outcome::failed) {
+    // run() stored the exception in failure_ before this makes it visible.
+    if (try_finish(t, task_state::failed)) retire(t);
+    else t.failure_ = nullptr;  // stopped first: the exception goes nowhere
+  }
   if (current_finished_) {
     current_finished_ = false;
     if (!t.waiting_) t.destroy_work();
@@ -433,21 +634,30 @@ void cooperator_core::after_unit(task_base& t, run_outcome outcome) noexcept {
 }
 
 bool cooperator_core::handle_interrupt() noexcept {
-  const std::uint32_t i = interrupt_.load(std::memory_order_relaxed);
+  const std::uint32_t i = interrupt_.load(std::memory_order_acquire);
   if (i & changed_bit) interrupt_.fetch_and(~changed_bit, std::memory_order_relaxed);
-  if (i >= controller) yield_to_controllers();
-  return !running_.load(std::memory_order_relaxed);
+  if (i & inbox_bit) drain_inbox();
+  return (i & (preempt_bit | stop_bit)) || !running_.load(std::memory_order_relaxed);
 }
 
 void cooperator_core::run_tick() noexcept {
   lock l(*this);
   tick_posted_ = false;
+  interrupt_.fetch_and(~stop_bit, std::memory_order_relaxed);
+  drain_inbox();
   if (!running_.load(std::memory_order_relaxed) || runnable_.empty()) return;
   in_tick_ = true;
   if (termination_) run_units_until_predicate();
   else run_units_for_slice();
   in_tick_ = false;
-  if (running_.load(std::memory_order_relaxed) && !runnable_.empty()) schedule_tick();
+  drain_inbox();
+  if (running_.load(std::memory_order_relaxed) && !runnable_.empty()) {
+    try {
+      schedule_tick(true);
+    } catch (...) {
+      // Out of memory: the next state change queues the tick again.
+    }
+  }
 }
 
 void cooperator_core::run_units_until_predicate() noexcept {
@@ -457,6 +667,10 @@ void cooperator_core::run_units_until_predicate() noexcept {
   } catch (...) {
   }
   while (task_base* t = runnable_.next_in_round()) {
+    if (t->control_.load(std::memory_order_acquire) != 0) {
+      settle(*t);  // paused or finished from another thread: it must not run
+      continue;
+    }
     current_ = t;
     const run_outcome outcome = t->run_one();
     current_ = nullptr;
@@ -467,7 +681,7 @@ void cooperator_core::run_units_until_predicate() noexcept {
     } catch (...) {
     }
     if (end) break;
-    if (interrupt_.load(std::memory_order_relaxed) && handle_interrupt()) break;
+    if (interrupt_.load(std::memory_order_acquire) && handle_interrupt()) break;
   }
 }
 
@@ -475,6 +689,9 @@ void cooperator_core::run_units_for_slice() noexcept {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const auto deadline = start + slice_;
+  interrupt_.fetch_and(~preempt_bit, std::memory_order_relaxed);
+  timer_entry_.tick_start_ns.store(start.time_since_epoch().count(), std::memory_order_seq_cst);
+  preemption_timer::tick_started();
   auto last_check = start;
   // Units left before the next clock read; the clock is read when it reaches 0, after
   // check_interval_ units.
@@ -488,10 +705,14 @@ void cooperator_core::run_units_for_slice() noexcept {
   };
 
   while (task_base* t = runnable_.next_in_round()) {
+    if (t->control_.load(std::memory_order_acquire) != 0) [[unlikely]] {
+      settle(*t);  // paused or finished from another thread: it must not run
+      continue;
+    }
     current_ = t;
     if (runnable_.single()) {
       // A lone task runs a batch of units inside its own run(): no virtual call per
-      // unit. Any change to the lists ends the batch through interrupt_.
+      // unit. Any change ends the batch through interrupt_ or its control_.
       const run_result r = t->run(until_check, interrupt_);
       current_ = nullptr;
       if (r.outcome != run_outcome::more || current_finished_) after_unit(*t, r.outcome);
@@ -503,8 +724,11 @@ void cooperator_core::run_units_for_slice() noexcept {
       --until_check;
     }
     if (until_check == 0 && clock_says_stop()) break;
-    if (interrupt_.load(std::memory_order_relaxed) && handle_interrupt()) [[unlikely]] break;
+    if (interrupt_.load(std::memory_order_acquire) && handle_interrupt()) [[unlikely]] break;
   }
+  timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
+  // Preempted by the timer: units got slower than the interval learned; relearn it.
+  if (interrupt_.load(std::memory_order_relaxed) & preempt_bit) check_interval_ = 1;
 }
 
 }  // namespace coop::detail

@@ -32,7 +32,8 @@ public:
 
   executor_type get_executor() noexcept;
 
-  // Runs one queued function; returns how many ran (0 or 1).
+  // Runs one queued function; returns how many ran (0 or 1). Inside it, a dispatch
+  // (blocking.possibly) runs inline, as it does on an io_context thread.
   std::size_t poll_one() {
     std::unique_ptr<function_base> f;
     {
@@ -41,7 +42,10 @@ public:
       f = std::move(queue_.front());
       queue_.pop_front();
     }
+    polling_ctx* outer = polling_;
+    polling_ = this;
     f->call();
+    polling_ = outer;
     return 1;
   }
   // Runs what is queued, including what that queues, until the queue is empty.
@@ -73,6 +77,9 @@ private:
     queue_.push_back(std::move(p));
   }
 
+  using polling_ctx = manual_context;
+  static inline thread_local manual_context* polling_ = nullptr;  // whose poll_one() runs here
+
   mutable std::mutex mutex_;
   std::deque<std::unique_ptr<function_base>> queue_;
   std::atomic<std::size_t> work_{0};
@@ -83,15 +90,16 @@ public:
   explicit basic_executor(manual_context& ctx) noexcept : ctx_(&ctx) {
     if constexpr (Tracked) ++ctx_->work_;
   }
-  basic_executor(const basic_executor& other) noexcept : ctx_(other.ctx_) {
+  basic_executor(const basic_executor& other) noexcept : ctx_(other.ctx_), possibly_(other.possibly_) {
     if constexpr (Tracked) ++ctx_->work_;
   }
-  basic_executor(basic_executor&& other) noexcept : ctx_(other.ctx_) {
+  basic_executor(basic_executor&& other) noexcept : ctx_(other.ctx_), possibly_(other.possibly_) {
     if constexpr (Tracked) ++ctx_->work_;
   }
   basic_executor& operator=(const basic_executor& other) noexcept {
     basic_executor copy(other);
     std::swap(ctx_, copy.ctx_);
+    possibly_ = other.possibly_;
     return *this;
   }
   ~basic_executor() {
@@ -100,21 +108,42 @@ public:
 
   manual_context& query(asio::execution::context_t) const noexcept { return *ctx_; }
   asio::execution::blocking_t query(asio::execution::blocking_t) const noexcept {
-    return asio::execution::blocking.never;
+    return possibly_ ? asio::execution::blocking_t(asio::execution::blocking.possibly)
+                     : asio::execution::blocking_t(asio::execution::blocking.never);
   }
   asio::execution::outstanding_work_t query(asio::execution::outstanding_work_t) const noexcept {
     return Tracked ? asio::execution::outstanding_work_t(asio::execution::outstanding_work.tracked)
                    : asio::execution::outstanding_work_t(asio::execution::outstanding_work.untracked);
   }
-  basic_executor require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
+  basic_executor require(asio::execution::blocking_t::never_t) const noexcept {
+    basic_executor e(*this);
+    e.possibly_ = false;
+    return e;
+  }
+  basic_executor require(asio::execution::blocking_t::possibly_t) const noexcept {
+    basic_executor e(*this);
+    e.possibly_ = true;
+    return e;
+  }
   basic_executor<true> require(asio::execution::outstanding_work_t::tracked_t) const noexcept {
-    return basic_executor<true>(*ctx_);
+    basic_executor<true> e(*ctx_);
+    e.possibly_ = possibly_;
+    return e;
   }
   basic_executor<false> require(asio::execution::outstanding_work_t::untracked_t) const noexcept {
-    return basic_executor<false>(*ctx_);
+    basic_executor<false> e(*ctx_);
+    e.possibly_ = possibly_;
+    return e;
   }
 
-  template <class F> void execute(F&& f) const { ctx_->enqueue(std::forward<F>(f)); }
+  template <class F> void execute(F&& f) const {
+    if (possibly_ && polling_ == ctx_) {
+      std::decay_t<F> local(std::forward<F>(f));
+      std::move(local)();
+    } else {
+      ctx_->enqueue(std::forward<F>(f));
+    }
+  }
 
   friend bool operator==(const basic_executor& a, const basic_executor& b) noexcept {
     return a.ctx_ == b.ctx_;
@@ -126,6 +155,7 @@ public:
 private:
   template <bool> friend class basic_executor;
   manual_context* ctx_;
+  bool possibly_ = true;  // as io_context: dispatch runs inline inside this context's poll_one()
 };
 
 inline manual_context::executor_type manual_context::get_executor() noexcept {

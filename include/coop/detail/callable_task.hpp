@@ -23,7 +23,8 @@ public:
       do {
         ++units;
         if (std::invoke(work) == step::done) return {units, run_outcome::done};
-      } while (units < max_units && interrupt.load(std::memory_order_relaxed) == 0);
+      } while (units < max_units && interrupt.load(std::memory_order_acquire) == 0 &&
+               control_.load(std::memory_order_acquire) == 0);
       return {units, run_outcome::more};
     } catch (...) {
       failure_ = std::current_exception();

@@ -2,15 +2,21 @@
 // Owned jointly by the cooperator object, its tasks and its queued tick, so handles and
 // queued handlers stay safe after the cooperator object is gone.
 //
-// Concurrency: one mutex guards everything. The tick holds it for the whole tick and
-// gives it up only at a unit boundary when another thread asks for it (interrupt_), so a
-// unit costs no lock and no atomic read-modify-write; a control call from another thread
-// waits at most one unit, and once it returns the runner sees its effect before the next
-// unit. The lock is re-entrant per thread, so units, work destructors and handlers run
-// under it may call anything.
+// Concurrency. A task's state and pause count are one atomic word (task_base::control_),
+// changed by compare-and-swap from any thread: that is what pause()/resume()/stop() return
+// from, and what the runner checks (one plain load) before each unit, so once pause() or
+// stop() returns no new unit of the task starts. The lists, waiters and placement are
+// guarded by one mutex, which the tick holds for the whole slice, so a unit costs no lock
+// and no read-modify-write. Another thread never waits for it while units run: when
+// try_lock fails it leaves the follow-up (relink a resumed task, retire a stopped one,
+// park a waiter) in an inbox and raises interrupt_, and the lock holder applies it at the
+// next unit boundary or before unlocking. Nobody blocks on a unit, so a unit may take any
+// lock of its own. The mutex is re-entrant per thread, so units, work destructors and
+// handlers run under it may call anything.
 #pragma once
 
 #include <coop/cooperator_options.hpp>
+#include <coop/detail/preemption_timer.hpp>
 #include <coop/detail/task_base.hpp>
 #include <coop/error.hpp>
 
@@ -20,41 +26,86 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace coop::detail {
 
 namespace asio = boost::asio;
 
-/// An intrusive list of tasks; the runnable list also keeps the round-robin cursor.
+/// An intrusive list of tasks (the parked ones).
 class task_list {
 public:
-  bool empty() const noexcept { return head_ == nullptr; }
-  bool single() const noexcept { return head_ != nullptr && head_ == tail_; }
   task_base* front() const noexcept { return head_; }
   void push_back(task_base& t) noexcept;
   void unlink(task_base& t) noexcept;
-  /// The next task of the current round; wraps to a new round at the end.
-  task_base* next_in_round() noexcept {
-    task_base* t = cursor_ ? cursor_ : head_;
-    if (t) {
-      cursor_ = t->next_;
-      // Walking a list is a chain of dependent loads: fetch the next task (its links,
-      // vtable pointer and work) while this one runs its unit.
-      if (task_base* n = cursor_ ? cursor_ : head_) {
-        __builtin_prefetch(n);
-        __builtin_prefetch(reinterpret_cast<const char*>(n) + 64);
-      }
-    }
-    return t;
-  }
 
 private:
   task_base* head_ = nullptr;
   task_base* tail_ = nullptr;
-  task_base* cursor_ = nullptr;  // next task of this round; null: the round is at its end
+};
+
+/// The runnable tasks in join order, walked round-robin. An array of task pointers, not a
+/// linked list: walking it reads memory in sequence and the tasks ahead can be fetched
+/// early, where a list is a chain of dependent loads. Removal leaves a hole (O(1));
+/// the walk closes holes as it goes, keeping the order.
+///
+/// Layout: slots_[0, write_) the tasks visited this round; [write_, read_) stale;
+/// [read_, size) the rest of the round. A task appended before the walk passes the end
+/// is still part of the round (Twisted's list iterator).
+class run_ring {
+public:
+  bool empty() const noexcept { return live_ == 0; }
+  bool single() const noexcept { return live_ == 1; }
+  /// Room for `tasks` tasks without allocating later (push_back is then noexcept).
+  void reserve(std::size_t tasks) { slots_.reserve(2 * tasks + 16); }
+  /// `join_round` false: if the round is at its end, start the next one first, so the
+  /// task (the one whose unit is running) lets the others run before its next turn.
+  void push_back(task_base& t, bool join_round = true) noexcept;
+  void unlink(task_base& t) noexcept {
+    slots_[t.slot_] = nullptr;
+    --live_;
+  }
+  /// The next task of the round; wraps to a new round at the end; null when empty.
+  task_base* next_in_round() noexcept {
+    for (;;) {
+      if (read_ == slots_.size()) {
+        slots_.resize(write_);  // the round ends: the visited tasks are the next round
+        read_ = write_ = 0;
+        if (live_ == 0) {
+          slots_.clear();
+          return nullptr;
+        }
+        continue;
+      }
+      task_base* t = slots_[read_++];
+      if (!t) continue;
+      if (write_ + 1 != read_) {
+        slots_[write_] = t;
+        t->slot_ = static_cast<std::uint32_t>(write_);
+      }
+      ++write_;
+      // Fetch a task a few turns ahead (its links, vtable pointer and work).
+      if (read_ + 3 < slots_.size()) {
+        const char* ahead = reinterpret_cast<const char*>(slots_[read_ + 3]);
+        __builtin_prefetch(ahead);
+        __builtin_prefetch(ahead + 64);
+      }
+      return t;
+    }
+  }
+  /// Some task (stop() takes them all, one at a time).
+  task_base* any() noexcept;
+
+private:
+  void compact() noexcept;
+  std::vector<task_base*> slots_;
+  std::size_t read_ = 0;
+  std::size_t write_ = 0;
+  std::size_t live_ = 0;
 };
 
 class cooperator_core : public std::enable_shared_from_this<cooperator_core> {
@@ -70,9 +121,10 @@ public:
   bool running() const noexcept { return running_.load(std::memory_order_relaxed); }
 
   /// Takes over the cooperator's reference to `t` (a fresh task). A stopped cooperator
-  /// finishes it at once with scheduler_stopped.
-  void add(task_base& t) noexcept;
-  void start() noexcept;
+  /// finishes it at once with scheduler_stopped. Throws std::bad_alloc with nothing
+  /// changed when the tick cannot be queued.
+  void add(task_base& t);
+  void start();
   void stop() noexcept;
   /// stop(), and parked waiters are destroyed instead of invoked: the execution context
   /// is shutting down and would destroy them anyway.
@@ -93,17 +145,23 @@ public:
   /// Cancellation bound to coiterate: stops the task if it still runs.
   void cancel_task(task_base& t) noexcept;
 
-  /// Coroutine work: the unit yielded an operation; the task leaves the run order.
-  /// Returns false when the task has already finished (the unit stopped it): then there
-  /// is nothing to wait for and the operation must not be started.
-  bool begin_wait(task_base& t) noexcept;
+  /// Coroutine work (called from its own unit): the unit yielded an operation; the task
+  /// leaves the run order. Returns the wait's generation, or 0 when the task has already
+  /// finished (the unit stopped it): then the operation must not be started.
+  std::uint32_t begin_wait(task_base& t) noexcept;
+  /// The operation's initiation threw: the task is back in the run order as if it had not
+  /// yielded (the exception goes on into the coroutine).
+  void undo_wait(task_base& t) noexcept;
   /// The awaited operation completed. A failure finishes the task with `failure`;
   /// otherwise, if the task is still active, `deliver(arg)` stores the result (under the
   /// lock, so a concurrent stop() cannot destroy the coroutine frame meanwhile) and the
   /// task rejoins the run order unless the user paused it.
   void end_wait(task_base& t, std::exception_ptr failure, void (*deliver)(void*), void* arg) noexcept;
-  /// The awaited operation's handler is gone: destroy the work of a finished task.
+  /// The awaited operation's handler is gone without being called.
   void wait_abandoned(task_base& t) noexcept;
+  /// Emits terminal cancellation to wait `generation` of `t` if it is still pending
+  /// (posted to the strand by cancel_wait, where the operation's handler also runs).
+  template <class Emit> void cancel_pending_wait(task_base& t, std::uint32_t generation, Emit&& emit) noexcept;
 
   /// Posts `f` to the strand (cancellation of awaited operations is emitted there).
   template <class F> void post_to_strand(F&& f);
@@ -112,46 +170,80 @@ public:
   /// by the tick the cooperator posts to its strand.
   void run_tick() noexcept;
 
+  /// Set by the preemption timer when the tick's slice has run out.
+  void preempt() noexcept { interrupt_.fetch_or(preempt_bit, std::memory_order_relaxed); }
+
 private:
   class lock;
   friend class lock;
-  void acquire() noexcept;
-  void finish(task_base& t, task_state how, std::exception_ptr failure = {}) noexcept;
+  class registry;
+
+  // What another thread leaves for the lock holder.
+  enum class request : unsigned char { settle, park_waiter, cancel_waiter };
+  struct inbox_item {
+    request what;
+    task_ptr task;
+    waiter_base* waiter;
+  };
+
+  bool this_thread_holds_lock() const noexcept;
+  /// Applies `what` now if this thread can take the lock, else leaves it in the inbox.
+  void apply_or_leave(request what, task_base& t, waiter_base* w = nullptr) noexcept;
+  void apply(request what, task_base& t, waiter_base* w) noexcept;
+  void drain_inbox() noexcept;
+  /// After unlocking: takes care of requests left while the lock was held.
+  void after_unlock() noexcept;
+
+  /// Brings a task's placement in line with its control word: parks a paused task,
+  /// relinks a resumed one, retires a finished one. Idempotent.
+  void settle(task_base& t) noexcept;
+  void retire(task_base& t) noexcept;
+  /// Compare-and-swap an active task to `how`; false when it had finished already.
+  static bool try_finish(task_base& t, task_state how) noexcept;
+  void park(task_base& t) noexcept;
   void make_runnable(task_base& t) noexcept;
-  void schedule_tick() noexcept;
-  void yield_to_controllers() noexcept;
+  /// `from_tick`: the tick re-posts itself; it hops through the inner executor first so
+  /// the io_context polls timers and sockets before the next tick (a direct re-post runs
+  /// ahead of them and doubles the latency of I/O that became ready during the tick).
+  void schedule_tick(bool from_tick = false);
   void run_units_for_slice() noexcept;
   void run_units_until_predicate() noexcept;
   void after_unit(task_base& t, run_outcome outcome) noexcept;
+  /// At a unit boundary with interrupt_ raised: true ends the tick.
   bool handle_interrupt() noexcept;
   void note_change() noexcept;
   void adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint32_t units) noexcept;
+  void stop_locked() noexcept;
   static std::exception_ptr result_of(const task_base& t) noexcept;
-
-  static constexpr std::uint32_t changed_bit = 1;   // interrupt_: the lists changed in a unit
-  static constexpr std::uint32_t controller = 2;    // interrupt_: one thread waits for the lock
-
   static executor_type detached_strand() noexcept;
   void register_with_context(const asio::any_io_executor& ex);
 
+  static constexpr std::uint32_t changed_bit = 1;  // the lists changed inside a unit
+  static constexpr std::uint32_t inbox_bit = 2;    // requests wait in the inbox
+  static constexpr std::uint32_t preempt_bit = 4;  // the slice has run out
+  static constexpr std::uint32_t stop_bit = 8;     // stop() waits for the tick to end
+
   std::optional<executor_type> strand_;
-  class registry;
   registry* registry_ = nullptr;  // the context's list of cores; null once it shut down
   std::chrono::nanoseconds slice_;
   std::function<std::function<bool()>()> termination_;
   std::mutex mutex_;
   std::atomic<std::uint32_t> interrupt_{0};
   std::atomic<bool> running_;
+  std::mutex inbox_mutex_;
+  std::vector<inbox_item> inbox_;
   bool stopped_ = false;
   bool shutting_down_ = false;
   bool tick_posted_ = false;
   bool in_tick_ = false;
   bool current_finished_ = false;     // the running unit's task finished during the unit
   task_base* current_ = nullptr;      // the task whose unit is running
-  task_list runnable_;
+  run_ring runnable_;
   task_list parked_;                  // paused or waiting on an operation
+  std::size_t task_count_ = 0;        // tasks added and not yet retired
   std::uint32_t check_interval_ = 1;  // units between clock reads, adapted per tick
   std::chrono::nanoseconds check_period_;
+  preemption_timer::entry timer_entry_;
 };
 
 }  // namespace coop::detail
@@ -160,4 +252,16 @@ private:
 
 template <class F> void coop::detail::cooperator_core::post_to_strand(F&& f) {
   if (strand_) asio::post(*strand_, std::forward<F>(f));
+}
+
+template <class Emit>
+void coop::detail::cooperator_core::cancel_pending_wait(task_base& t, std::uint32_t generation, Emit&& emit) noexcept {
+  // On the strand: the operation's handler cannot run concurrently, and a handler that
+  // already ran moved the task past this generation.
+  bool pending;
+  {
+    std::lock_guard l(mutex_);
+    pending = t.waiting_ && t.wait_generation_ == generation;
+  }
+  if (pending) emit();
 }

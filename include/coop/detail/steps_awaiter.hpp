@@ -122,7 +122,16 @@ public:
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<>) {
     if (!task_.core_->begin_wait(task_)) return;  // the unit stopped its own task
-    std::move(op_)(operation_handler<signature>(task_ptr(&task_), &result_));
+    task_.initiating_ = true;
+    try {
+      std::move(op_)(operation_handler<signature>(task_ptr(&task_), &result_));
+    } catch (...) {
+      // The initiation threw: no wait began; the exception goes on into the coroutine.
+      task_.initiating_ = false;
+      task_.core_->undo_wait(task_);
+      throw;
+    }
+    task_.initiating_ = false;
   }
   auto await_resume() { return yield_value_of<values>::take(std::move(*result_)); }
 
@@ -147,7 +156,8 @@ public:
   operation_handler(operation_handler&&) noexcept = default;
   operation_handler& operator=(operation_handler&&) = delete;
   ~operation_handler() {
-    if (task_) task_->core_->wait_abandoned(*task_);  // destroyed without being called
+    // Destroyed without being called; while the initiation runs, the awaiter decides.
+    if (task_ && !task_->initiating_) task_->core_->wait_abandoned(*task_);
   }
 
   /// The cooperator's strand: the result and the units never race.

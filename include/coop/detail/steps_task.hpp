@@ -30,7 +30,8 @@ public:
         }
         return {units, run_outcome::done};
       }
-    } while (units < max_units && !waiting_ && interrupt.load(std::memory_order_relaxed) == 0);
+    } while (units < max_units && !waiting_ && interrupt.load(std::memory_order_acquire) == 0 &&
+             control_.load(std::memory_order_acquire) == 0);
     return {units, run_outcome::more};
   }
 
@@ -48,8 +49,10 @@ public:
     // Emitted on the strand, where the operation's handler runs: the slot is never used
     // concurrently with the operation's own use of it.
     try {
-      core_->post_to_strand([self = task_ptr(this)] {
-        static_cast<steps_task_base&>(*self).signal_.emit(asio::cancellation_type::terminal);
+      core_->post_to_strand([self = task_ptr(this), generation = wait_generation_] {
+        auto& task = static_cast<steps_task_base&>(*self);
+        task.core_->cancel_pending_wait(task, generation,
+                                        [&] { task.signal_.emit(asio::cancellation_type::terminal); });
       });
     } catch (...) {
     }

@@ -39,6 +39,19 @@ protected:
   ~waiter_base() = default;
 };
 
+/// A task's state and pause count in one atomic word, changed by compare-and-swap from
+/// any thread without the cooperator's lock: the state in the low bits, the count above.
+/// 0 means active and not paused, the one value the runner lets run.
+namespace control {
+inline constexpr std::uint32_t state_mask = 7;
+inline constexpr std::uint32_t one_pause = 8;
+inline task_state state(std::uint32_t c) noexcept { return static_cast<task_state>(c & state_mask); }
+inline std::uint32_t pauses(std::uint32_t c) noexcept { return c / one_pause; }
+inline std::uint32_t with_state(std::uint32_t c, task_state s) noexcept {
+  return (c & ~state_mask) | static_cast<std::uint32_t>(s);
+}
+}  // namespace control
+
 class task_base {
 public:
   task_base(const task_base&) = delete;
@@ -49,9 +62,9 @@ public:
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
-  /// Runs up to `max_units` units, fewer when `interrupt` becomes non-zero or the task
-  /// starts waiting on an operation. Never throws: a throwing unit is reported as failed
-  /// with the exception stored in failure_.
+  /// Runs up to `max_units` units, fewer when `interrupt` becomes non-zero, the task is
+  /// paused or finished (control_), or it starts waiting on an operation. Never throws:
+  /// a throwing unit is reported as failed with the exception stored in failure_.
   virtual run_result run(std::uint32_t max_units, const std::atomic<std::uint32_t>& interrupt) noexcept = 0;
   /// Runs one unit (the round-robin case: one unit per task per turn).
   virtual run_outcome run_one() noexcept = 0;
@@ -60,16 +73,22 @@ public:
   /// Coroutine work waiting on an operation: emit terminal cancellation to it.
   virtual void cancel_wait() noexcept {}
 
+  /// State and pause count (see namespace control); any thread.
+  std::atomic<std::uint32_t> control_{0};
+
   // All below guarded by the core's lock.
   task_base* next_ = nullptr;
   task_base* prev_ = nullptr;
   std::shared_ptr<cooperator_core> core_;   // keeps the core alive for every handle
   waiter_base* waiters_ = nullptr;
-  std::exception_ptr failure_;              // what a failed task failed with
-  std::uint32_t pauses_ = 0;                // user pauses only, never waits on operations
-  task_state state_ = task_state::active;
+  std::exception_ptr failure_;              // what a failed task failed with (set before
+                                            // control_ says failed)
+  std::uint32_t wait_generation_ = 0;       // which awaited operation is pending
+  std::uint32_t slot_ = 0;                  // index in the run ring while runnable
   task_place place_ = task_place::none;
+  bool retired_ = false;                    // finished and gone from the cooperator
   bool waiting_ = false;                    // coroutine work: waiting on an operation
+  bool initiating_ = false;                 // coroutine work: inside an operation's initiation
 
 protected:
   task_base() = default;

@@ -42,7 +42,14 @@ public:
       throw;
     }
     auto slot = asio::get_associated_cancellation_slot(op->handler_);
-    if (slot.is_connected()) slot.template emplace<cancel_handler>(op);
+    if (slot.is_connected()) {
+      try {
+        slot.template emplace<cancel_handler>(op);
+      } catch (...) {
+        deallocate(op, allocator_type(asio::get_associated_allocator(op->handler_)));
+        throw;
+      }
+    }
     return op;
   }
 
@@ -54,10 +61,12 @@ public:
         stops_task_(stops_task) {}
 
   void complete(std::exception_ptr result) noexcept override {
+    completion c(this, std::move(result));
     try {
-      asio::post(work_, completion{this, std::move(result)});
+      asio::post(work_, std::move(c));
     } catch (...) {
-      destroy();  // out of memory: the handler cannot be called; at least free everything
+      // Out of memory: the handler cannot be called. Whichever completion still owns the
+      // op (c, or the copy Asio made) frees it, exactly once.
     }
   }
 
@@ -68,6 +77,7 @@ public:
 
 private:
   struct cancel_handler {
+    explicit cancel_handler(when_done_op* o) noexcept : op(o) {}  // clang 14: no paren-init of aggregates
     when_done_op* op;
     void operator()(asio::cancellation_type type) const {
       cooperator_core& core = *op->task_->core_;
@@ -85,6 +95,8 @@ private:
   struct completion {
     when_done_op* op;
     std::exception_ptr result;
+    using allocator_type = asio::associated_allocator_t<Handler>;
+    allocator_type get_allocator() const noexcept { return asio::get_associated_allocator(op->handler_); }
     completion(when_done_op* o, std::exception_ptr r) noexcept : op(o), result(std::move(r)) {}
     completion(completion&& other) noexcept : op(std::exchange(other.op, nullptr)), result(std::move(other.result)) {}
     completion& operator=(completion&&) = delete;

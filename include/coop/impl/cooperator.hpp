@@ -17,9 +17,15 @@ public:
     task_ptr task(make_task(std::forward<Work>(work)), false);
     task->core_ = core_;
     // The waiter first: if it cannot be allocated, nothing has started.
-    initiate_when_done{task}(std::forward<Handler>(handler), true);
-    task->add_ref();  // the cooperator's reference
-    core_->add(*task);
+    using op_type = when_done_op<std::decay_t<Handler>>;
+    op_type* op = op_type::create(std::decay_t<Handler>(std::forward<Handler>(handler)), task, true);
+    try {
+      core_->add(*task);
+    } catch (...) {
+      op->destroy();
+      throw;
+    }
+    core_->when_done(*task, *op);
   }
 
 private:
@@ -32,7 +38,6 @@ template <class Work>
 cooperative_task cooperator::cooperate(Work&& work) {
   detail::task_ptr task(detail::make_task(std::forward<Work>(work)), false);
   task->core_ = core_;
-  task->add_ref();  // the cooperator's reference
   core_->add(*task);
   return cooperative_task(std::move(task));
 }

@@ -1,0 +1,86 @@
+#include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/preemption_timer.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace coop::detail::preemption_timer {
+namespace {
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+class timer_thread {
+public:
+  void add(entry& e) {
+    std::lock_guard l(mutex_);
+    if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    entries_.push_back(&e);
+  }
+  void remove(entry& e) noexcept {
+    std::lock_guard l(mutex_);
+    std::erase(entries_, &e);
+  }
+  void tick_started() noexcept {
+    if (!idle_.load(std::memory_order_seq_cst)) return;
+    std::lock_guard l(mutex_);
+    cv_.notify_one();
+  }
+
+private:
+  [[noreturn]] void run() {
+    std::unique_lock l(mutex_);
+    int quiet_periods = 0;
+    for (;;) {
+      bool busy = false;
+      const std::int64_t now = now_ns();
+      for (entry* e : entries_) {
+        const std::int64_t start = e->tick_start_ns.load(std::memory_order_relaxed);
+        if (start == 0) continue;
+        busy = true;
+        // Under the mutex: the core cannot be destroyed meanwhile. A tick that ended
+        // just now and a new one that started may get one spurious early end: harmless.
+        if (now - start > e->slice_ns + std::chrono::nanoseconds(period).count()) e->core->preempt();
+      }
+      quiet_periods = busy ? 0 : quiet_periods + 1;
+      if (quiet_periods > 50) {
+        // Nothing ticked for a while: sleep until a tick starts.
+        idle_.store(true, std::memory_order_seq_cst);
+        cv_.wait(l, [&] { return any_tick_running(); });
+        idle_.store(false, std::memory_order_release);
+        quiet_periods = 0;
+      } else {
+        cv_.wait_for(l, period);
+      }
+    }
+  }
+  bool any_tick_running() const noexcept {
+    return std::any_of(entries_.begin(), entries_.end(),
+                       [](entry* e) { return e->tick_start_ns.load(std::memory_order_seq_cst) != 0; });
+  }
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<entry*> entries_;
+  std::atomic<bool> idle_{false};
+  std::thread thread_;
+};
+
+// Never destroyed: the thread runs until the process exits, and cores may tick until then.
+timer_thread& instance() {
+  static timer_thread* t = new timer_thread;
+  return *t;
+}
+
+}  // namespace
+
+void add(entry& e) { instance().add(e); }
+void remove(entry& e) noexcept { instance().remove(e); }
+void tick_started() noexcept { instance().tick_started(); }
+
+}  // namespace coop::detail::preemption_timer

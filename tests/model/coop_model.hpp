@@ -1,0 +1,337 @@
+// The reference model of coop's task/cooperator state machine, written from API.md and
+// TWISTED.md (not from coop's source). It is deliberately naive: a vector of runnable task
+// ids with an index cursor (Twisted's list + list iterator), O(n) everything, strings for
+// every observable. tests/model/model_harness.hpp drives coop and this model with the same
+// operation sequences and compares what they do.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace coop_model {
+
+// What the next unit of a task does (armed by the sequence, consumed by the unit).
+enum class action : std::uint8_t {
+  more,             // return step::more
+  done,             // return step::done
+  fail,             // throw unit_error
+  stop_self_done,   // stop() own task, then return step::done (first way of finishing wins)
+  stop_self_fail,   // stop() own task, then throw
+  pause_self_done,  // pause() own task, then return step::done
+  pause_other,      // pause() task `target`, return step::more
+  resume_other,     // resume() task `target`, return step::more
+  stop_other,       // stop() task `target`, return step::more
+  cooperate_new,    // cooperate() a new task, return step::more
+  when_done_other,  // when_done() on task `target` (plain callback), return step::more
+  coop_stop,        // cooperator::stop(), return step::more
+  coop_start,       // cooperator::start(), return step::more
+  count_
+};
+
+inline const char* action_name(action a) {
+  static const char* const names[] = {"more",        "done",         "fail",
+                                      "stop_self_done", "stop_self_fail", "pause_self_done",
+                                      "pause_other", "resume_other", "stop_other",
+                                      "cooperate_new", "when_done_other", "coop_stop",
+                                      "coop_start"};
+  return names[static_cast<int>(a)];
+}
+
+// Deliberate mistakes, used only to show that the checker catches a wrong model.
+struct model_mutations {
+  bool skip_after_removal = false;  // Twisted's list.remove-under-iterator skip
+  bool resume_at_front = false;     // a resumed task joins at the front
+  bool no_pause_count = false;      // pause is a flag, not a counter
+};
+
+// Observables are strings so that the model needs nothing from coop:
+//  - a control call:    "ok" | "throw:<condition>" | "ec:ok" | "ec:<condition>"
+//  - a completion:      "null" | "<condition>" | "unit_error(t<id>#<unit>)" | "aborted"
+// where <condition> is one of task_done, task_stopped, task_failed, scheduler_stopped,
+// not_paused.
+class model {
+public:
+  static constexpr std::size_t max_tasks = 8;
+  static constexpr std::size_t max_waits = 24;
+
+  using mutations = model_mutations;
+
+  struct task {
+    bool has_handle = true;  // false for coiterate()d tasks: the sequence cannot name them
+    int paused = 0;
+    std::string finished;    // "" while unfinished, else its condition
+    std::string result;      // its when_done result once finished
+    int units = 0;
+    action armed = action::more;
+    std::uint8_t target = 0;
+  };
+  struct wait {
+    std::size_t task = 0;
+    bool from_coiterate = false;
+    bool resolved = false;
+    std::string result;
+    long resolved_at = 0;   // units run (in total) when it resolved
+  };
+
+  explicit model(bool started, mutations m = {}) : started_(started), mutations_(m) {}
+
+  // ---- the cooperator ----
+  bool running() const { return started_ && !stopped_; }
+  bool runnable() const { return running() && !list_.empty(); }
+  bool list_empty() const { return list_.empty(); }
+
+  // Returns the new task's id, or -1 at the task cap (the harness skips the call).
+  int cooperate(bool has_handle = true) {
+    if (tasks_.size() >= max_tasks) return -1;
+    int id = static_cast<int>(tasks_.size());
+    tasks_.push_back(task{});
+    tasks_.back().has_handle = has_handle;
+    if (stopped_) {
+      note("cooperate on a stopped cooperator");
+      finish(id, "scheduler_stopped", "scheduler_stopped");   // at once
+    } else {
+      join(id);                                                // queued until start()
+    }
+    return id;
+  }
+  void start() {
+    started_ = true;
+    stopped_ = false;
+  }
+  void stop() {
+    stopped_ = true;
+    for (std::size_t id = 0; id < tasks_.size(); ++id)
+      if (tasks_[id].finished.empty()) finish(static_cast<int>(id), "scheduler_stopped", "scheduler_stopped");
+    list_.clear();
+    cursor_ = 0;
+  }
+
+  // ---- a task ----
+  std::string pause(int id, bool ec_form) {
+    task& t = tasks_[id];
+    if (!t.finished.empty()) {
+      note("pause a finished task");
+      return fail(ec_form, t.finished);
+    }
+    if (t.paused > 0) note("pause a paused task");
+    if (mutations_.no_pause_count && t.paused > 0) return ok(ec_form);
+    if (++t.paused == 1) remove(id);
+    return ok(ec_form);
+  }
+  std::string resume(int id, bool ec_form) {
+    task& t = tasks_[id];
+    if (t.paused == 0) {
+      note("resume an unpaused task");
+      return fail(ec_form, "not_paused");
+    }
+    if (!t.finished.empty()) note("resume a task that finished while paused");
+    if (--t.paused == 0 && t.finished.empty()) join(id);
+    return ok(ec_form);
+  }
+  std::string stop(int id, bool ec_form) {
+    task& t = tasks_[id];
+    if (!t.finished.empty()) {
+      note("stop a finished task");
+      return fail(ec_form, t.finished);
+    }
+    if (t.paused > 0) note("stop a paused task");
+    finish(id, "task_stopped", "task_stopped");
+    return ok(ec_form);
+  }
+  void arm(int id, action a, std::uint8_t target) {
+    tasks_[id].armed = a;
+    tasks_[id].target = target;
+  }
+
+  // ---- waits ----
+  // Returns the wait's index, or -1 at the wait cap.
+  int when_done(int id, bool from_coiterate = false) {
+    if (waits_.size() >= max_waits && !from_coiterate) return -1;   // coiterate: one per task
+    wait w;
+    w.task = static_cast<std::size_t>(id);
+    w.from_coiterate = from_coiterate;
+    if (!tasks_[id].finished.empty()) {
+      note("when_done on a finished task");
+      resolve(w, tasks_[id].result);
+    }
+    waits_.push_back(w);
+    return static_cast<int>(waits_.size()) - 1;
+  }
+  // type: 0 terminal, 1 partial, 2 total.
+  void cancel(int index, int type) {
+    wait& w = waits_[index];
+    if (w.resolved) {   // already completed (maybe not yet delivered): too late
+      note("cancel a completed wait");
+      return;
+    }
+    if (w.from_coiterate) {
+      note(type != 2 ? "cancel coiterate: the task stops" : "cancel coiterate: total is ignored");
+      if (type != 2) finish(static_cast<int>(w.task), "task_stopped", "task_stopped");
+      return;
+    }
+    note("cancel a pending wait");
+    resolve(w, "aborted");
+  }
+
+  // ---- ticks ----
+  // One tick whose termination predicate says true after `budget` units. Returns false
+  // when nothing ran (not running or nothing runnable).
+  bool tick(int budget) {
+    if (!runnable()) return false;
+    int units = 0;
+    while (!list_.empty()) {
+      if (cursor_ >= list_.size()) cursor_ = 0;   // the round passed the end: a new round
+      int id = list_[cursor_++];
+      run_unit(id);
+      if (++units >= budget) {
+        note("tick ended by the predicate");
+        break;
+      }
+    }
+    if (list_.empty()) note("tick ended with nothing runnable");
+    return true;
+  }
+
+  // ---- observation ----
+  const std::vector<task>& tasks() const { return tasks_; }
+  const std::vector<wait>& waits() const { return waits_; }
+  std::vector<std::string>& log() { return log_; }
+  long units_run() const { return units_run_; }
+  // How often each interesting case came up (the test asserts each does).
+  const std::map<std::string, long>& coverage() const { return coverage_; }
+
+private:
+  static std::string ok(bool ec_form) { return ec_form ? "ec:ok" : "ok"; }
+  static std::string fail(bool ec_form, const std::string& condition) {
+    return (ec_form ? "ec:" : "throw:") + condition;
+  }
+
+  void note(const std::string& what) { ++coverage_[what]; }
+
+  void join(int id) {
+    if (cursor_ > 0) note("join mid-round (runs before the round restarts)");
+    if (mutations_.resume_at_front) {
+      list_.insert(list_.begin(), id);
+      ++cursor_;
+      return;
+    }
+    list_.push_back(id);
+  }
+  void remove(int id) {
+    for (std::size_t j = 0; j < list_.size(); ++j) {
+      if (list_[j] != id) continue;
+      list_.erase(list_.begin() + static_cast<std::ptrdiff_t>(j));
+      if (j < cursor_) note("leave before the cursor");
+      if (j < cursor_ && !mutations_.skip_after_removal) --cursor_;   // nobody loses a turn
+      return;
+    }
+  }
+  void resolve(wait& w, const std::string& result) {
+    w.resolved = true;
+    w.result = result;
+    w.resolved_at = units_run_;
+  }
+  // Twisted's _completeWith: record, leave the cooperator, then complete every wait.
+  void finish(int id, const std::string& condition, const std::string& result) {
+    task& t = tasks_[id];
+    if (!t.finished.empty()) {
+      note("a second way of finishing is ignored");
+      return;   // the first way of finishing wins
+    }
+    t.finished = condition;
+    t.result = result;
+    remove(id);
+    for (wait& w : waits_)
+      if (w.task == static_cast<std::size_t>(id) && !w.resolved) resolve(w, result);
+  }
+
+  static std::string name(int id) { return "t" + std::to_string(id); }
+
+  std::string call(const char* what, int target, std::string result) {
+    log_.push_back("  " + name(target) + "." + what + "()=" + result);
+    return result;
+  }
+
+  // A unit from inside: the same calls the harness's work makes, logged the same way.
+  void run_unit(int id) {
+    task& t = tasks_[id];
+    int unit = ++t.units;
+    ++units_run_;
+    log_.push_back("unit " + name(id) + "#" + std::to_string(unit));
+    action a = t.armed;
+    int target = t.target;
+    t.armed = action::more;
+    note(std::string("unit: ") + action_name(a));
+    bool target_ok = target < static_cast<int>(tasks_.size()) && tasks_[target].has_handle;
+    bool self_ok = t.has_handle;
+    std::string outcome = "more";
+    switch (a) {
+      case action::more: break;
+      case action::done: outcome = "done"; break;
+      case action::fail: outcome = "fail"; break;
+      case action::stop_self_done:
+        if (self_ok) call("stop", id, stop(id, false));
+        outcome = "done";
+        break;
+      case action::stop_self_fail:
+        if (self_ok) call("stop", id, stop(id, false));
+        outcome = "fail";
+        break;
+      case action::pause_self_done:
+        if (self_ok) call("pause", id, pause(id, false));
+        outcome = "done";
+        break;
+      case action::pause_other:
+        if (target_ok) call("pause", target, pause(target, false));
+        break;
+      case action::resume_other:
+        if (target_ok) call("resume", target, resume(target, false));
+        break;
+      case action::stop_other:
+        if (target_ok) call("stop", target, stop(target, false));
+        break;
+      case action::cooperate_new: {
+        int n = cooperate();
+        log_.push_back("  cooperate()=" + (n < 0 ? std::string("skip") : name(n)));
+        break;
+      }
+      case action::when_done_other:
+        if (target_ok) {
+          int w = when_done(target);
+          log_.push_back("  " + name(target) + ".when_done()=" +
+                         (w < 0 ? std::string("skip") : "w" + std::to_string(w)));
+        }
+        break;
+      case action::coop_stop:
+        stop();
+        log_.push_back("  cooperator.stop()");
+        break;
+      case action::coop_start:
+        start();
+        log_.push_back("  cooperator.start()");
+        break;
+      case action::count_: break;
+    }
+    // The unit's return (or throw) counts only if nothing finished the task meanwhile.
+    if (outcome == "done")
+      finish(id, "task_done", "null");
+    else if (outcome == "fail")
+      finish(id, "task_failed", "unit_error(" + name(id) + "#" + std::to_string(unit) + ")");
+  }
+
+  bool started_;
+  bool stopped_ = false;
+  mutations mutations_;
+  std::vector<task> tasks_;
+  std::vector<int> list_;      // runnable tasks in join order
+  std::size_t cursor_ = 0;     // index of the next task of the current round
+  std::vector<wait> waits_;
+  std::vector<std::string> log_;
+  long units_run_ = 0;
+  std::map<std::string, long> coverage_;
+};
+
+}  // namespace coop_model

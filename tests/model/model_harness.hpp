@@ -1,0 +1,809 @@
+// Drives coop and the reference model (coop_model.hpp) with the same operation sequence
+// and compares every observable after every operation: what each call threw (or set in
+// its error_code), which units ran and in which order (with the calls they made and what
+// those returned), running(), which waits completed, with what, how many times, on which
+// executor, and never inline. Shared by tests/test_model_check.cpp and fuzz/fuzz_ops.cpp.
+//
+// Determinism: coop runs on a coop_test::manual_context that only this harness polls,
+// with a termination predicate that ends a tick after the number of units the sequence
+// chose for it. A "tick" here is a factory call followed by at least one unit, so an empty
+// tick (nothing left to run) changes nothing.
+#pragma once
+
+#include "coop_model.hpp"
+#include "../support/manual_executor.hpp"
+
+#include <coop/coop.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/core/demangle.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <typeinfo>
+#include <vector>
+
+namespace coop_model {
+
+namespace asio = boost::asio;
+
+// ---------------------------------------------------------------------------------------
+// Operation sequences
+
+enum class op_kind : std::uint8_t {
+  cooperate,   // a0: 0 cooperate, 1 coiterate (plain callback), 2 coiterate (bound to ctx)
+  pause,       // a0: task, a1: 1 = error_code form
+  resume,      // a0: task, a1: 1 = error_code form
+  stop_task,   // a0: task, a1: 1 = error_code form
+  coop_stop,
+  coop_start,
+  run_ticks,   // a0: 1..3 ticks, a1..a3: units per tick (termination predicate)
+  arm,         // a0: task, a1: action of its next unit, a2: target task
+  when_done,   // a0: task, a1: 0 plain callback (strand), 1 bound to the context executor
+  cancel,      // a0: wait, a1: 0 terminal, 1 partial, 2 total
+  settle,      // when nothing is runnable: drain the executor and check every completion
+  count_
+};
+
+struct op {
+  op_kind kind = op_kind::settle;
+  std::array<std::uint8_t, 4> a{};
+};
+
+struct sequence {
+  bool started = true;
+  bool destroy_at_end = false;   // end: destroy the cooperator (else stop() it)
+  std::vector<op> ops;
+};
+
+inline int ticks_of(const op& o) { return 1 + o.a[0] % 3; }
+inline int budget_of(const op& o, int i) { return 1 + o.a[1 + i] % 6; }
+
+inline std::string to_string(const op& o) {
+  std::ostringstream s;
+  static const char* const cancel_types[] = {"terminal", "partial", "total"};
+  const int a0 = o.a[0], a1 = o.a[1], a2 = o.a[2];
+  switch (o.kind) {
+    case op_kind::cooperate:
+      s << (a0 % 3 == 0 ? "cooperate()" : a0 % 3 == 1 ? "coiterate(callback)" : "coiterate(bind_executor(ctx))");
+      break;
+    case op_kind::pause: s << "t" << a0 << ".pause(" << (a1 % 2 ? "ec" : "") << ")"; break;
+    case op_kind::resume: s << "t" << a0 << ".resume(" << (a1 % 2 ? "ec" : "") << ")"; break;
+    case op_kind::stop_task: s << "t" << a0 << ".stop(" << (a1 % 2 ? "ec" : "") << ")"; break;
+    case op_kind::coop_stop: s << "cooperator.stop()"; break;
+    case op_kind::coop_start: s << "cooperator.start()"; break;
+    case op_kind::run_ticks: {
+      s << "run_ticks[";
+      for (int i = 0; i < ticks_of(o); ++i) s << (i ? "," : "") << budget_of(o, i);
+      s << "]";
+      break;
+    }
+    case op_kind::arm:
+      s << "arm t" << a0 << " next unit: " << action_name(static_cast<action>(a1 % static_cast<int>(action::count_)));
+      if (a1 % static_cast<int>(action::count_) >= static_cast<int>(action::pause_other)) s << " (target t" << a2 << ")";
+      break;
+    case op_kind::when_done: s << "t" << a0 << ".when_done(" << (a1 % 2 ? "bind_executor(ctx)" : "callback") << ")"; break;
+    case op_kind::cancel: s << "cancel w" << a0 << " " << cancel_types[a1 % 3]; break;
+    case op_kind::settle: s << "settle"; break;
+    case op_kind::count_: break;
+  }
+  return s.str();
+}
+
+inline std::string to_string(const sequence& seq) {
+  std::ostringstream s;
+  s << "  cooperator{started=" << (seq.started ? "true" : "false") << "}\n";
+  for (std::size_t i = 0; i < seq.ops.size(); ++i) s << "  " << i << ": " << to_string(seq.ops[i]) << "\n";
+  s << "  end: " << (seq.destroy_at_end ? "~cooperator()" : "cooperator.stop()") << ", drain\n";
+  return s.str();
+}
+
+// A random sequence; the same seed gives the same sequence everywhere (no std
+// distributions, whose results are implementation-defined).
+inline sequence generate(std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  auto pick = [&](std::uint64_t n) { return static_cast<int>(rng() % n); };
+  sequence seq;
+  seq.started = pick(5) != 0;
+  seq.destroy_at_end = pick(2) != 0;
+  const int length = 4 + pick(45);
+  int made = 0;   // tasks made by the sequence itself (units may make more)
+  int last_paused = -1;
+  // Half of the sequences start with a few tasks, so that most operations meet a busy
+  // cooperator.
+  if (pick(2) == 0) {
+    for (int n = 2 + pick(3); n > 0; --n) {
+      op o;
+      o.kind = op_kind::cooperate;
+      seq.ops.push_back(o);
+      ++made;
+    }
+  }
+  auto task = [&] { return static_cast<std::uint8_t>(pick(static_cast<std::uint64_t>(made + 2))); };
+  // weights per op_kind, in enum order
+  static const int weights[] = {12, 9, 9, 4, 2, 3, 22, 18, 8, 5, 4};
+  int total = 0;
+  for (int w : weights) total += w;
+  for (int i = 0; i < length; ++i) {
+    int r = pick(static_cast<std::uint64_t>(total)), k = 0;
+    while (r >= weights[k]) r -= weights[k++];
+    op o;
+    o.kind = static_cast<op_kind>(k);
+    switch (o.kind) {
+      case op_kind::cooperate:
+        o.a[0] = static_cast<std::uint8_t>(pick(10) < 7 ? 0 : 1 + pick(2));
+        ++made;
+        break;
+      case op_kind::pause:
+      case op_kind::resume:
+      case op_kind::stop_task:
+        o.a[0] = task();
+        // resume mostly what was paused last, so that resumed tasks rejoin busy rounds
+        if (o.kind == op_kind::resume && last_paused >= 0 && pick(3) != 0) o.a[0] = static_cast<std::uint8_t>(last_paused);
+        if (o.kind == op_kind::pause) last_paused = o.a[0];
+        o.a[1] = static_cast<std::uint8_t>(pick(3) == 0);
+        break;
+      case op_kind::run_ticks:
+        for (auto& b : o.a) b = static_cast<std::uint8_t>(pick(256));
+        break;
+      case op_kind::arm: {
+        o.a[0] = task();
+        // plain outcomes more often than calls from inside units
+        int r2 = pick(20);
+        o.a[1] = static_cast<std::uint8_t>(r2 < 4 ? 1 : r2 < 7 ? 2 : 3 + pick(static_cast<int>(action::count_) - 3));
+        o.a[2] = task();
+        break;
+      }
+      case op_kind::when_done:
+        o.a[0] = task();
+        o.a[1] = static_cast<std::uint8_t>(pick(3) == 0);
+        break;
+      case op_kind::cancel:
+        o.a[0] = static_cast<std::uint8_t>(pick(8));
+        o.a[1] = static_cast<std::uint8_t>(pick(3));
+        break;
+      default: break;
+    }
+    seq.ops.push_back(o);
+  }
+  return seq;
+}
+
+// A sequence from arbitrary bytes (the fuzzer's input): byte 0 the set-up, then 5 bytes
+// per operation.
+inline sequence decode(const std::uint8_t* data, std::size_t size) {
+  sequence seq;
+  if (size == 0) return seq;
+  seq.started = (data[0] & 1) == 0;
+  seq.destroy_at_end = (data[0] & 2) != 0;
+  for (std::size_t i = 1; i + 5 <= size && seq.ops.size() < 200; i += 5) {
+    op o;
+    o.kind = static_cast<op_kind>(data[i] % static_cast<int>(op_kind::count_));
+    for (int j = 0; j < 4; ++j) o.a[j] = data[i + 1 + j];
+    seq.ops.push_back(o);
+  }
+  return seq;
+}
+
+// The inverse of decode(): seeds for the fuzzer's corpus.
+inline std::vector<std::uint8_t> encode(const sequence& seq) {
+  std::vector<std::uint8_t> out;
+  out.push_back(static_cast<std::uint8_t>((seq.started ? 0 : 1) | (seq.destroy_at_end ? 2 : 0)));
+  for (const op& o : seq.ops) {
+    out.push_back(static_cast<std::uint8_t>(o.kind));
+    out.insert(out.end(), o.a.begin(), o.a.end());
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// The real side
+
+// What a failing unit throws: its identity travels to when_done.
+struct unit_error : std::runtime_error {
+  unit_error(int task, int unit)
+      : std::runtime_error("unit_error(t" + std::to_string(task) + "#" + std::to_string(unit) + ")") {}
+};
+
+inline std::string condition_of(const std::exception& e) {
+  const std::type_info& t = typeid(e);
+  if (t == typeid(coop::task_done)) return "task_done";
+  if (t == typeid(coop::task_stopped)) return "task_stopped";
+  if (t == typeid(coop::task_failed)) return "task_failed";
+  if (t == typeid(coop::scheduler_stopped)) return "scheduler_stopped";
+  if (t == typeid(coop::not_paused)) return "not_paused";
+  return "unexpected " + boost::core::demangle(t.name()) + ": " + e.what();
+}
+
+inline std::string condition_of(const boost::system::error_code& ec) {
+  if (ec == coop::error::task_done) return "task_done";
+  if (ec == coop::error::task_stopped) return "task_stopped";
+  if (ec == coop::error::task_failed) return "task_failed";
+  if (ec == coop::error::scheduler_stopped) return "scheduler_stopped";
+  if (ec == coop::error::not_paused) return "not_paused";
+  return "unexpected " + ec.to_string();
+}
+
+inline std::string describe(const std::exception_ptr& e) {
+  if (!e) return "null";
+  try {
+    std::rethrow_exception(e);
+  } catch (const unit_error& u) {
+    return u.what();
+  } catch (const boost::system::system_error& s) {
+    if (s.code() == asio::error::operation_aborted) return "aborted";
+    return "unexpected system_error " + s.code().to_string();
+  } catch (const std::exception& x) {
+    return condition_of(x);
+  } catch (...) {
+    return "unexpected non-std exception";
+  }
+}
+
+struct check_result {
+  bool ok = true;
+  std::string message;
+  long units = 0;   // units run (for statistics)
+  std::size_t op_index = 0;
+  std::map<std::string, long> coverage;   // the model's
+};
+
+class harness {
+public:
+  explicit harness(const sequence& seq, model::mutations m = {})
+      : seq_(seq), model_(seq.started, m), ctx_(std::make_unique<coop_test::manual_context>()) {
+    coop::cooperator_options options;
+    options.started = seq.started;
+    options.termination = [this] {
+      in_tick_ = false;   // the next unit starts a new (non-empty) tick
+      return std::function<bool()>([this] { return ++units_in_tick_ >= budget_; });
+    };
+    coop_.emplace(*ctx_, std::move(options));
+    strand_.emplace(coop_->get_executor());
+  }
+
+  harness(const harness&) = delete;
+  harness& operator=(const harness&) = delete;
+
+  ~harness() {
+    // Handlers queued on the context refer to `this` but do nothing when destroyed.
+    tasks_.clear();
+    coop_.reset();
+    strand_.reset();   // a strand must not outlive its execution context
+    ctx_.reset();
+  }
+
+  check_result run() {
+    check_result r;
+    for (std::size_t i = 0; i < seq_.ops.size() && r.ok; ++i) {
+      r.op_index = i;
+      step(seq_.ops[i], r);
+    }
+    if (r.ok) finish(r);
+    r.units = units_run_;
+    r.coverage = model_.coverage();
+    return r;
+  }
+
+private:
+  struct real_task {
+    std::optional<coop::cooperative_task> handle;
+    action armed = action::more;
+    std::uint8_t target = 0;
+    int units = 0;
+  };
+  struct real_wait {
+    bool bound_to_context = false;
+    int delivered = 0;
+    std::string result;
+    long units_at = 0;
+    bool checked = false;
+    std::unique_ptr<asio::cancellation_signal> signal = std::make_unique<asio::cancellation_signal>();
+  };
+
+  // Counts calls into coop in progress: a completion handler must never run inside one.
+  struct in_call {
+    explicit in_call(harness& h) : h_(h) { ++h_.call_depth_; }
+    ~in_call() { --h_.call_depth_; }
+    harness& h_;
+  };
+
+  template <class F> std::string call(bool ec_form, F&& f) {
+    in_call guard(*this);
+    if (ec_form) {
+      boost::system::error_code ec = asio::error::fault;   // must be cleared on success
+      f(&ec);
+      return ec ? "ec:" + condition_of(ec) : "ec:ok";
+    }
+    try {
+      f(nullptr);
+      return "ok";
+    } catch (const std::exception& e) {
+      return "throw:" + condition_of(e);
+    }
+  }
+
+  std::string pause_task(int id, bool ec_form) {
+    auto& h = *tasks_[id].handle;
+    return call(ec_form, [&](boost::system::error_code* ec) { ec ? h.pause(*ec) : h.pause(); });
+  }
+  std::string resume_task(int id, bool ec_form) {
+    auto& h = *tasks_[id].handle;
+    return call(ec_form, [&](boost::system::error_code* ec) { ec ? h.resume(*ec) : h.resume(); });
+  }
+  std::string stop_task(int id, bool ec_form) {
+    auto& h = *tasks_[id].handle;
+    return call(ec_form, [&](boost::system::error_code* ec) { ec ? h.stop(*ec) : h.stop(); });
+  }
+
+  bool has_handle(int id) const {
+    return id < static_cast<int>(tasks_.size()) && tasks_[id].handle.has_value();
+  }
+
+  auto work_for(int id) {
+    return [this, id]() -> coop::step { return unit(id); };
+  }
+
+  int new_wait(bool bound) {
+    waits_.emplace_back();
+    waits_.back().bound_to_context = bound;
+    return static_cast<int>(waits_.size()) - 1;
+  }
+
+  // A plain completion handler (no associated executor, allocator or slot of its own).
+  struct handler_type {
+    harness* h;
+    int w;
+    void operator()(std::exception_ptr e) const { h->delivered(w, std::move(e)); }
+  };
+  handler_type handler(int w) { return handler_type{this, w}; }
+
+  // The handler with the wait's cancellation slot bound.
+  auto with_slot(int w) { return asio::bind_cancellation_slot(waits_[w].signal->slot(), handler(w)); }
+
+  // Returns the new task's id or -1 at the cap.
+  int cooperate_real(int variant) {
+    if (tasks_.size() >= model::max_tasks) return -1;
+    int id = static_cast<int>(tasks_.size());
+    tasks_.emplace_back();
+    in_call guard(*this);
+    if (variant == 0) {
+      tasks_[id].handle = coop_->cooperate(work_for(id));
+    } else {
+      int w = new_wait(variant == 2);
+      if (variant == 2)
+        coop_->coiterate(work_for(id), asio::bind_executor(ctx_->get_executor(), with_slot(w)));
+      else
+        coop_->coiterate(work_for(id), with_slot(w));
+    }
+    return id;
+  }
+
+
+  int when_done_real(int id, bool bound) {
+    if (waits_.size() >= model::max_waits) return -1;
+    int w = new_wait(bound);
+    auto& h = *tasks_[id].handle;
+    in_call guard(*this);
+    if (bound)
+      h.when_done(asio::bind_executor(ctx_->get_executor(), with_slot(w)));
+    else
+      h.when_done(with_slot(w));
+    return w;
+  }
+
+  void violation(const std::string& what) { log_.push_back("VIOLATION: " + what); }
+
+  void delivered(int w, std::exception_ptr e) {
+    real_wait& rec = waits_[w];
+    std::string name = "w" + std::to_string(w);
+    if (call_depth_ > 0) violation(name + " completed inline, inside a call into coop");
+    if (in_unit_) violation(name + " completed inside a work unit");
+    bool on_strand = strand_->running_in_this_thread();
+    if (!rec.bound_to_context && !on_strand) violation(name + " (no associated executor) did not run on the cooperator's strand");
+    if (rec.bound_to_context && on_strand) violation(name + " (bound to the context) ran on the strand");
+    if (++rec.delivered == 1) {
+      rec.result = describe(e);
+      rec.units_at = units_run_;
+    } else {
+      violation(name + " completed " + std::to_string(rec.delivered) + " times");
+    }
+  }
+
+  coop::step unit(int id) {
+    if (in_unit_) violation("units overlap");
+    if (!strand_->running_in_this_thread()) violation("a unit ran off the cooperator's strand");
+    struct unit_scope {
+      explicit unit_scope(bool& f) : f_(f) { f_ = true; }
+      ~unit_scope() { f_ = false; }
+      bool& f_;
+    } scope(in_unit_);
+    if (!in_tick_) {
+      in_tick_ = true;
+      units_in_tick_ = 0;
+      int index = ticks_ - ticks_at_op_;
+      budget_ = index < static_cast<int>(budgets_.size()) ? budgets_[index] : 1;
+      ++ticks_;
+    }
+    real_task& t = tasks_[id];
+    int unit = ++t.units;
+    ++units_run_;
+    auto name = [](int i) { return "t" + std::to_string(i); };
+    log_.push_back("unit " + name(id) + "#" + std::to_string(unit));
+    action a = t.armed;
+    int target = t.target;
+    t.armed = action::more;
+    bool target_ok = has_handle(target);
+    bool self_ok = has_handle(id);
+    auto logged = [&](const char* what, int i, std::string result) {
+      log_.push_back("  " + name(i) + "." + what + "()=" + result);
+    };
+    std::string outcome = "more";
+    switch (a) {
+      case action::more: break;
+      case action::done: outcome = "done"; break;
+      case action::fail: outcome = "fail"; break;
+      case action::stop_self_done:
+        if (self_ok) logged("stop", id, stop_task(id, false));
+        outcome = "done";
+        break;
+      case action::stop_self_fail:
+        if (self_ok) logged("stop", id, stop_task(id, false));
+        outcome = "fail";
+        break;
+      case action::pause_self_done:
+        if (self_ok) logged("pause", id, pause_task(id, false));
+        outcome = "done";
+        break;
+      case action::pause_other:
+        if (target_ok) logged("pause", target, pause_task(target, false));
+        break;
+      case action::resume_other:
+        if (target_ok) logged("resume", target, resume_task(target, false));
+        break;
+      case action::stop_other:
+        if (target_ok) logged("stop", target, stop_task(target, false));
+        break;
+      case action::cooperate_new: {
+        int n = cooperate_real(0);
+        log_.push_back("  cooperate()=" + (n < 0 ? std::string("skip") : name(n)));
+        break;
+      }
+      case action::when_done_other:
+        if (target_ok) {
+          int w = when_done_real(target, false);
+          log_.push_back("  " + name(target) + ".when_done()=" + (w < 0 ? std::string("skip") : "w" + std::to_string(w)));
+        }
+        break;
+      case action::coop_stop: {
+        in_call guard(*this);
+        coop_->stop();
+        log_.push_back("  cooperator.stop()");
+        break;
+      }
+      case action::coop_start: {
+        in_call guard(*this);
+        coop_->start();
+        log_.push_back("  cooperator.start()");
+        break;
+      }
+      case action::count_: break;
+    }
+    if (outcome == "fail") throw unit_error(id, unit);
+    return outcome == "done" ? coop::step::done : coop::step::more;
+  }
+
+  // ---- one operation, on both sides, then the comparison ----
+  void step(const op& o, check_result& r) {
+    std::size_t model_log_start = model_.log().size();
+    log_start_ = log_.size();
+    std::string real_out, model_out;
+    const int a0 = o.a[0];
+    const bool ec_form = o.a[1] % 2 != 0;
+    const bool task_known = has_handle(a0);
+    const bool model_task_known = a0 < static_cast<int>(model_.tasks().size()) && model_.tasks()[a0].has_handle;
+    try {
+      switch (o.kind) {
+        case op_kind::cooperate: {
+          int variant = a0 % 3;
+          int id = cooperate_real(variant);
+          real_out = id < 0 ? "skip" : "t" + std::to_string(id);
+          int mid = model_.cooperate(variant == 0);
+          if (mid >= 0 && variant != 0) model_.when_done(mid, true);
+          model_out = mid < 0 ? "skip" : "t" + std::to_string(mid);
+          break;
+        }
+        case op_kind::pause:
+          real_out = task_known ? pause_task(a0, ec_form) : "skip";
+          model_out = model_task_known ? model_.pause(a0, ec_form) : "skip";
+          break;
+        case op_kind::resume:
+          real_out = task_known ? resume_task(a0, ec_form) : "skip";
+          model_out = model_task_known ? model_.resume(a0, ec_form) : "skip";
+          break;
+        case op_kind::stop_task:
+          real_out = task_known ? stop_task(a0, ec_form) : "skip";
+          model_out = model_task_known ? model_.stop(a0, ec_form) : "skip";
+          break;
+        case op_kind::coop_stop:
+          real_out = call(false, [&](boost::system::error_code*) { coop_->stop(); });
+          model_.stop();
+          model_out = "ok";
+          break;
+        case op_kind::coop_start:
+          real_out = call(false, [&](boost::system::error_code*) { coop_->start(); });
+          model_.start();
+          model_out = "ok";
+          break;
+        case op_kind::run_ticks: {
+          budgets_.clear();
+          for (int i = 0; i < ticks_of(o); ++i) budgets_.push_back(budget_of(o, i));
+          ticks_at_op_ = ticks_;
+          const int target = ticks_ + ticks_of(o);
+          std::size_t polls = 0;
+          while (ticks_ < target && ctx_->poll_one() != 0) {
+            if (++polls > 10000) {
+              violation("the executor never ran dry and never ran the ticks asked for");
+              break;
+            }
+          }
+          real_out = "ticks=" + std::to_string(ticks_ - ticks_at_op_);
+          int mt = 0;
+          for (int i = 0; i < ticks_of(o); ++i) {
+            if (!model_.tick(budget_of(o, i))) break;
+            ++mt;
+          }
+          model_out = "ticks=" + std::to_string(mt);
+          break;
+        }
+        case op_kind::arm: {
+          action a = static_cast<action>(o.a[1] % static_cast<int>(action::count_));
+          bool known = a0 < static_cast<int>(tasks_.size());
+          if (known) {
+            tasks_[a0].armed = a;
+            tasks_[a0].target = o.a[2];
+          }
+          bool mknown = a0 < static_cast<int>(model_.tasks().size());
+          if (mknown) model_.arm(a0, a, o.a[2]);
+          real_out = known ? "ok" : "skip";
+          model_out = mknown ? "ok" : "skip";
+          break;
+        }
+        case op_kind::when_done: {
+          bool bound = ec_form;   // a1 % 2
+          int w = task_known ? when_done_real(a0, bound) : -2;
+          real_out = w == -2 ? "skip" : w < 0 ? "cap" : "w" + std::to_string(w);
+          int mw = model_task_known ? model_.when_done(a0) : -2;
+          model_out = mw == -2 ? "skip" : mw < 0 ? "cap" : "w" + std::to_string(mw);
+          break;
+        }
+        case op_kind::cancel: {
+          static const asio::cancellation_type types[] = {asio::cancellation_type::terminal, asio::cancellation_type::partial,
+                                                          asio::cancellation_type::total};
+          int type = o.a[1] % 3;
+          if (a0 < static_cast<int>(waits_.size())) {
+            in_call guard(*this);
+            waits_[a0].signal->emit(types[type]);
+            real_out = "ok";
+          } else {
+            real_out = "skip";
+          }
+          if (a0 < static_cast<int>(model_.waits().size())) {
+            model_.cancel(a0, type);
+            model_out = "ok";
+          } else {
+            model_out = "skip";
+          }
+          break;
+        }
+        case op_kind::settle:
+          real_out = model_out = "";
+          if (!model_.runnable()) settle(real_out, model_out);
+          break;
+        case op_kind::count_: break;
+      }
+    } catch (const std::exception& e) {
+      violation(std::string("an exception escaped: ") + boost::core::demangle(typeid(e).name()) + ": " + e.what());
+    }
+    if (coop_) {
+      real_out += coop_->running() ? " running" : " not-running";
+      model_out += model_.running() ? " running" : " not-running";
+    }
+    compare(to_string(o), real_out, model_out, model_log_start, r);
+  }
+
+  // Nothing is runnable: the executor must run dry, every resolved wait must have been
+  // delivered, and work is held exactly while some wait is pending.
+  void settle(std::string& real_out, std::string& model_out) {
+    std::size_t polls = 0;
+    try {
+      while (ctx_->poll_one() != 0) {
+        if (++polls > 10000) {
+          violation("nothing is runnable, yet the executor never runs dry");
+          break;
+        }
+      }
+    } catch (const std::exception& e) {
+      violation(std::string("an exception escaped the executor: ") + e.what());
+    }
+    std::string real_pending, model_pending;
+    bool model_any_pending = false;
+    for (std::size_t w = 0; w < waits_.size(); ++w)
+      if (waits_[w].delivered == 0) real_pending += " w" + std::to_string(w);
+    for (std::size_t w = 0; w < model_.waits().size(); ++w)
+      if (!model_.waits()[w].resolved) {
+        model_pending += " w" + std::to_string(w);
+        model_any_pending = true;
+      }
+    real_out = "pending:[" + real_pending + " ]";
+    model_out = "pending:[" + model_pending + " ]";
+    if (model_.list_empty()) {
+      // The cooperator holds no work of its own; each pending wait holds some.
+      real_out += ctx_->outstanding_work() > 0 ? " work" : " no-work";
+      model_out += model_any_pending ? " work" : " no-work";
+    }
+  }
+
+  void compare(const std::string& what, const std::string& real_out, const std::string& model_out,
+               std::size_t model_log_start, check_result& r) {
+    std::vector<std::string> real_log(log_.begin() + static_cast<std::ptrdiff_t>(log_start_), log_.end());
+    std::vector<std::string> model_log(model_.log().begin() + static_cast<std::ptrdiff_t>(model_log_start), model_.log().end());
+    std::ostringstream m;
+    if (real_out != model_out) m << "  result: coop \"" << real_out << "\", model \"" << model_out << "\"\n";
+    if (real_log != model_log) {
+      m << "  coop's units and calls:\n";
+      for (auto& l : real_log) m << "    " << l << "\n";
+      m << "  the model's:\n";
+      for (auto& l : model_log) m << "    " << l << "\n";
+    }
+    // Every completion delivered so far must be one the model has resolved, with the same
+    // result, and not delivered before the model resolved it.
+    for (std::size_t w = 0; w < waits_.size(); ++w) {
+      real_wait& rec = waits_[w];
+      if (rec.delivered == 0 || rec.checked) continue;
+      rec.checked = true;
+      if (w >= model_.waits().size()) {
+        m << "  w" << w << " exists only in coop\n";
+        continue;
+      }
+      const auto& mw = model_.waits()[w];
+      if (!mw.resolved)
+        m << "  w" << w << " completed with " << rec.result << " but the model has it pending\n";
+      else if (mw.result != rec.result)
+        m << "  w" << w << " completed with " << rec.result << ", the model says " << mw.result << "\n";
+      else if (rec.units_at < mw.resolved_at)
+        m << "  w" << w << " completed after " << rec.units_at << " units, before its task finished (after "
+          << mw.resolved_at << ")\n";
+    }
+    if (!m.str().empty()) {
+      r.ok = false;
+      r.message = "op " + std::to_string(r.op_index) + " " + what + ":\n" + m.str();
+    }
+  }
+
+  void finish(check_result& r) {
+    r.op_index = seq_.ops.size();
+    std::size_t model_log_start = model_.log().size();
+    log_start_ = log_.size();
+    std::string real_out, model_out;
+    if (seq_.destroy_at_end) {
+      in_call guard(*this);
+      coop_.reset();
+    } else {
+      in_call guard(*this);
+      coop_->stop();
+    }
+    model_.stop();
+    settle(real_out, model_out);
+    // The handles outlive the cooperator (or its stop) and say how each task finished.
+    for (std::size_t id = 0; id < tasks_.size() && id < model_.tasks().size(); ++id) {
+      if (!tasks_[id].handle) continue;
+      real_out += " t" + std::to_string(id) + ".pause()=" + pause_task(static_cast<int>(id), false);
+      model_out += " t" + std::to_string(id) + ".pause()=" + model_.pause(static_cast<int>(id), false);
+      real_out += " t" + std::to_string(id) + ".resume(ec)=" + resume_task(static_cast<int>(id), true);
+      model_out += " t" + std::to_string(id) + ".resume(ec)=" + model_.resume(static_cast<int>(id), true);
+    }
+    compare(seq_.destroy_at_end ? "end: ~cooperator(), drain" : "end: cooperator.stop(), drain", real_out, model_out,
+            model_log_start, r);
+  }
+
+  sequence seq_;
+  model model_;
+  // Destruction order matters: the signals outlive every operation that may hold a slot.
+  std::deque<real_wait> waits_;
+  std::unique_ptr<coop_test::manual_context> ctx_;
+  std::optional<coop::cooperator> coop_;
+  std::optional<coop::cooperator::executor_type> strand_;
+  std::vector<real_task> tasks_;
+  std::vector<std::string> log_;
+  std::size_t log_start_ = 0;
+  int call_depth_ = 0;
+  bool in_unit_ = false;
+  // tick accounting (see the termination predicate in the constructor)
+  bool in_tick_ = false;
+  int units_in_tick_ = 0;
+  int budget_ = 1;
+  int ticks_ = 0;
+  int ticks_at_op_ = 0;
+  std::vector<int> budgets_;
+  long units_run_ = 0;
+};
+
+inline check_result check(const sequence& seq, model::mutations m = {}) {
+  harness h(seq, m);
+  return h.run();
+}
+
+// Shrinks a failing sequence: removes chunks of operations (ddmin-style), then
+// simplifies run_ticks, as long as it still fails. `budget` bounds the reruns.
+inline sequence shrink(sequence seq, model::mutations m = {}, int budget = 3000) {
+  auto fails = [&](const sequence& s) {
+    if (budget-- <= 0) return false;
+    return !check(s, m).ok;
+  };
+  std::size_t n = 2;
+  while (seq.ops.size() >= 1 && budget > 0) {
+    std::size_t size = seq.ops.size();
+    std::size_t chunk = std::max<std::size_t>(1, (size + n - 1) / n);
+    bool removed = false;
+    for (std::size_t start = 0; start < size; start += chunk) {
+      sequence candidate = seq;
+      candidate.ops.erase(candidate.ops.begin() + static_cast<std::ptrdiff_t>(start),
+                          candidate.ops.begin() + static_cast<std::ptrdiff_t>(std::min(size, start + chunk)));
+      if (fails(candidate)) {
+        seq = std::move(candidate);
+        n = std::max<std::size_t>(n - 1, 2);
+        removed = true;
+        break;
+      }
+    }
+    if (!removed) {
+      if (chunk == 1) break;
+      n = std::min(n * 2, size);
+    }
+  }
+  // Fewer, shorter ticks; throwing forms; end by stop().
+  for (std::size_t i = 0; i < seq.ops.size(); ++i) {
+    if (seq.ops[i].kind == op_kind::run_ticks) {
+      for (std::uint8_t v : {std::uint8_t{0}, std::uint8_t{1}}) {
+        sequence candidate = seq;
+        candidate.ops[i].a[0] = v;
+        if (v < seq.ops[i].a[0] % 3 && fails(candidate)) seq = candidate;
+      }
+      for (int b = 1; b <= 3; ++b) {
+        for (std::uint8_t v = 0; v < seq.ops[i].a[b] % 6; ++v) {
+          sequence candidate = seq;
+          candidate.ops[i].a[b] = v;
+          if (fails(candidate)) {
+            seq = candidate;
+            break;
+          }
+        }
+      }
+    }
+  }
+  if (seq.destroy_at_end) {
+    sequence candidate = seq;
+    candidate.destroy_at_end = false;
+    if (fails(candidate)) seq = candidate;
+  }
+  return seq;
+}
+
+}  // namespace coop_model
