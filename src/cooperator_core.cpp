@@ -109,6 +109,7 @@ public:
   ~lock() {
     if (owns_) {
       core_.drain_inbox();  // still the holder: code it runs may re-enter
+      if (core_.needs_retry_.load(std::memory_order_relaxed)) core_.retry();
       innermost_held = node_.outer;
       core_.mutex_.unlock();
       core_.after_unlock();
@@ -181,8 +182,7 @@ void cooperator_core::apply(request what, task_base& t, waiter_base* w) noexcept
       return;
     case request::park_waiter:
       if (t.retired_) {
-        if (shutting_down_) w->destroy();
-        else w->complete(result_of(t));
+        deliver(*w, result_of(t));
         return;
       }
       w->prev_ = nullptr;
@@ -196,8 +196,59 @@ void cooperator_core::apply(request what, task_base& t, waiter_base* w) noexcept
       (w->prev_ ? w->prev_->next_ : t.waiters_) = w->next_;
       if (w->next_) w->next_->prev_ = w->prev_;
       w->linked_ = false;
-      w->complete(operation_aborted_exception);
+      deliver(*w, operation_aborted_exception);
       return;
+  }
+}
+
+// ---- delivering completions ---------------------------------------------------------
+
+void cooperator_core::deliver(waiter_base& w, std::exception_ptr result) noexcept {
+  if (shutting_down_) {
+    w.destroy();
+    return;
+  }
+  if (w.complete(std::move(result))) return;
+  // Out of memory: keep it and post it again later (next lock release, or the watchdog).
+  w.prev_ = nullptr;
+  w.next_ = undelivered_;
+  undelivered_ = &w;
+  retry_needed();
+}
+
+void cooperator_core::retry_needed() noexcept {
+  needs_retry_.store(true, std::memory_order_release);
+  timer_entry_.needs_retry.store(true, std::memory_order_release);
+  preemption_timer::tick_started();  // wake the watchdog if it sleeps
+}
+
+void cooperator_core::retry() noexcept {
+  needs_retry_.store(false, std::memory_order_relaxed);
+  timer_entry_.needs_retry.store(false, std::memory_order_relaxed);
+  waiter_base* w = std::exchange(undelivered_, nullptr);
+  while (w) {
+    waiter_base* next = w->next_;
+    deliver(*w, std::move(w->result_));
+    w = next;
+  }
+  if (tick_lost_) {
+    tick_lost_ = false;
+    if (running_.load(std::memory_order_relaxed) && !runnable_.empty() && !in_tick_) try_schedule_tick();
+  }
+}
+
+void cooperator_core::try_retry() noexcept {
+  if (!needs_retry_.load(std::memory_order_acquire) || !mutex_.try_lock()) return;
+  lock l(*this, std::adopt_lock);
+  retry();
+}
+
+void cooperator_core::try_schedule_tick() noexcept {
+  try {
+    schedule_tick();
+  } catch (...) {
+    tick_lost_ = true;  // out of memory: post it again later
+    retry_needed();
   }
 }
 
@@ -519,13 +570,7 @@ void cooperator_core::settle(task_base& t) noexcept {
     }
     if (t.place_ == task_place::parked) parked_.unlink(t);
     make_runnable(t);
-    if (running_.load(std::memory_order_relaxed) && !in_tick_) {
-      try {
-        schedule_tick();
-      } catch (...) {
-        // Out of memory: the next state change queues the tick again.
-      }
-    }
+    if (running_.load(std::memory_order_relaxed) && !in_tick_) try_schedule_tick();
   }
 }
 
@@ -570,8 +615,7 @@ void cooperator_core::retire(task_base& t) noexcept {
   while (w) {
     waiter_base* prev = w->prev_;
     w->linked_ = false;
-    if (shutting_down_) w->destroy();
-    else w->complete(result_of(t));
+    deliver(*w, result_of(t));
     w = prev;
   }
   if (&t == current_) current_finished_ = true;  // the tick drops its reference after the unit
@@ -655,7 +699,8 @@ void cooperator_core::run_tick() noexcept {
     try {
       schedule_tick(true);
     } catch (...) {
-      // Out of memory: the next state change queues the tick again.
+      tick_lost_ = true;  // out of memory: post it again later
+      retry_needed();
     }
   }
 }

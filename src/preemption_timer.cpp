@@ -40,6 +40,10 @@ private:
       bool busy = false;
       const std::int64_t now = now_ns();
       for (entry* e : entries_) {
+        if (e->needs_retry.load(std::memory_order_acquire)) {
+          busy = true;
+          e->core->try_retry();  // try_lock only: never waits on a core under our mutex
+        }
         const std::int64_t start = e->tick_start_ns.load(std::memory_order_relaxed);
         if (start == 0) continue;
         busy = true;
@@ -61,7 +65,9 @@ private:
   }
   bool any_tick_running() const noexcept {
     return std::any_of(entries_.begin(), entries_.end(),
-                       [](entry* e) { return e->tick_start_ns.load(std::memory_order_seq_cst) != 0; });
+                       [](entry* e) {
+          return e->tick_start_ns.load(std::memory_order_seq_cst) != 0 || e->needs_retry.load(std::memory_order_seq_cst);
+        });
   }
 
   std::mutex mutex_;

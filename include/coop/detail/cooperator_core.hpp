@@ -172,6 +172,9 @@ public:
 
   /// Set by the preemption timer when the tick's slice has run out.
   void preempt() noexcept { interrupt_.fetch_or(preempt_bit, std::memory_order_relaxed); }
+  /// Posts again what could not be posted for lack of memory, if the lock is free
+  /// (the watchdog thread calls it).
+  void try_retry() noexcept;
 
 private:
   class lock;
@@ -214,6 +217,11 @@ private:
   void note_change() noexcept;
   void adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint32_t units) noexcept;
   void stop_locked() noexcept;
+  /// Completes (posts) `w`, or keeps it for retry() when out of memory.
+  void deliver(waiter_base& w, std::exception_ptr result) noexcept;
+  void retry_needed() noexcept;
+  void retry() noexcept;
+  void try_schedule_tick() noexcept;
   static std::exception_ptr result_of(const task_base& t) noexcept;
   static executor_type detached_strand() noexcept;
   void register_with_context(const asio::any_io_executor& ex);
@@ -244,6 +252,10 @@ private:
   std::uint32_t check_interval_ = 1;  // units between clock reads, adapted per tick
   std::chrono::nanoseconds check_period_;
   preemption_timer::entry timer_entry_;
+  // What could not be posted for lack of memory, posted again by retry().
+  waiter_base* undelivered_ = nullptr;
+  bool tick_lost_ = false;
+  std::atomic<bool> needs_retry_{false};
 };
 
 }  // namespace coop::detail

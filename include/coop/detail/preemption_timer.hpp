@@ -24,6 +24,7 @@ struct entry {
   cooperator_core* core;
   std::atomic<std::int64_t> tick_start_ns{0};
   std::int64_t slice_ns = 0;
+  std::atomic<bool> needs_retry{false};  // something could not be posted: call try_retry()
 };
 
 /// Registers an entry for the core's lifetime.

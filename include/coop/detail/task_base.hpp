@@ -30,8 +30,10 @@ public:
   waiter_base* prev_ = nullptr;
   bool linked_ = false;
   /// Hands the result to the handler's executor (posted, never inline). Called under the
-  /// core's lock, after unlinking; the op owns itself from here on.
-  virtual void complete(std::exception_ptr result) noexcept = 0;
+  /// core's lock, after unlinking. Returns false when posting failed for lack of memory:
+  /// the op is untouched and the caller keeps it (result in result_) to try again.
+  virtual bool complete(std::exception_ptr result) noexcept = 0;
+  std::exception_ptr result_;  // kept while a completion waits to be posted again
   /// Destroys the op without invoking it (execution context shutting down).
   virtual void destroy() noexcept = 0;
 

@@ -60,14 +60,20 @@ public:
         task_(std::move(task)),
         stops_task_(stops_task) {}
 
-  void complete(std::exception_ptr result) noexcept override {
-    completion c(this, std::move(result));
+  bool complete(std::exception_ptr result) noexcept override {
+    completion c(this, result);
     try {
       asio::post(work_, std::move(c));
     } catch (...) {
-      // Out of memory: the handler cannot be called. Whichever completion still owns the
-      // op (c, or the copy Asio made) frees it, exactly once.
+      // Out of memory. If Asio never took the completion, keep the op to try again;
+      // if it did, the op is queued (or was destroyed with Asio's own failed operation).
+      if (c.op) {
+        c.op = nullptr;
+        result_ = std::move(result);
+        return false;
+      }
     }
+    return true;
   }
 
   void destroy() noexcept override {
