@@ -28,6 +28,8 @@ using clock = std::chrono::steady_clock;
 
 /// Number of busy_unit steps that take about `target` on this machine.
 std::uint32_t calibrate_busy_steps(std::chrono::nanoseconds target);
+/// The median length of busy_unit(steps), in microseconds.
+double busy_unit_us(std::uint32_t steps);
 
 // ---- settings shared by every section ------------------------------------------------------
 
@@ -84,9 +86,65 @@ void run_threads(const settings&, json::object& out);        // (f)
 
 // ---- an executor that times every function it runs ----------------------------------------
 
-/// Durations of the functions a timed_executor ran. Single-threaded use only.
+/// CPU time consumed so far by the calling thread. On a shared machine a handler's wall
+/// time includes the time the OS gave to other processes; its thread CPU time does not.
+clock::duration thread_cpu_time() noexcept;
+
+/// CPU time consumed so far by all threads of the process (user + system).
+clock::duration process_cpu_time() noexcept;
+
+/// Wall time and thread CPU time of a span of code, measured from construction.
+struct span {
+  clock::duration wall;
+  clock::duration cpu;
+};
+class stopwatch {
+public:
+  stopwatch() noexcept : cpu_(thread_cpu_time()), wall_(clock::now()) {}
+  span elapsed() const noexcept {
+    const auto wall = clock::now();
+    return {wall - wall_, thread_cpu_time() - cpu_};
+  }
+
+private:
+  clock::duration cpu_;
+  clock::time_point wall_;
+};
+
+/// Time the calling thread has spent runnable but waiting for a CPU so far (the run delay of
+/// /proc/thread-self/schedstat), i.e. time the OS gave to other threads or processes.
+clock::duration thread_run_delay() noexcept;
+
+/// Durations of the functions a timed_executor ran, in wall time and in thread CPU time,
+/// and whether something outside the library disturbed them: the thread waited 20 us or more
+/// for a CPU, or a unit of work ran abnormally long (the work counts those in `*slow_units`:
+/// an interrupt, steal time of the VM). Single-threaded use only.
 struct handler_log {
-  std::vector<double> durations_us;
+  const std::uint64_t* units = nullptr;       // counted up by every unit of work
+  const std::uint64_t* slow_units = nullptr;  // counted up by every disturbed unit
+  std::vector<double> wall_us;
+  std::vector<double> cpu_us;
+  std::vector<bool> disturbed;
+  std::size_t empty_runs = 0;  // strand runs that ran no unit (e.g. the tick after stop())
+  void reserve(std::size_t n) {
+    wall_us.reserve(n);
+    cpu_us.reserve(n);
+    disturbed.reserve(n);
+  }
+  struct mark {
+    std::uint64_t units, slow;
+  };
+  mark now() const noexcept { return {units ? *units : 0, slow_units ? *slow_units : 0}; }
+  void add(span s, clock::duration waited, mark before) {
+    const mark after = now();
+    if (units && after.units == before.units) {
+      ++empty_runs;
+      return;
+    }
+    wall_us.push_back(to_us(s.wall));
+    cpu_us.push_back(to_us(s.cpu));
+    disturbed.push_back(waited >= std::chrono::microseconds(20) || after.slow != before.slow);
+  }
 };
 
 /// Wraps an executor; every function submitted through it is timed and logged. Given to a
@@ -100,9 +158,12 @@ public:
   template <class Function>
   void execute(Function&& f) const {
     inner_.execute([f = std::forward<Function>(f), log = log_]() mutable {
-      const auto start = clock::now();
+      const auto delay = thread_run_delay();
+      const auto before = log->now();
+      const stopwatch watch;
       f();
-      log->durations_us.push_back(to_us(clock::now() - start));
+      const span s = watch.elapsed();
+      log->add(s, thread_run_delay() - delay, before);
     });
   }
 

@@ -8,12 +8,12 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 out=${COOP_BUILD_ROOT:-$root/build}
 jobs=${COOP_JOBS:-$(nproc)}
-scripts/setup.sh
+scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev
 
 step() { printf '\n=== %s\n' "$*"; }
 
 step "normal build and tests"
-cmake -S . -B "$out/normal" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B "$out/normal" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOOP_BUILD_DEMO=ON >/dev/null
 cmake --build "$out/normal" -j"$jobs"
 ctest --test-dir "$out/normal" --output-on-failure -j"$jobs" -LE known_failures
 

@@ -23,6 +23,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -61,7 +62,10 @@ public:
   bool empty() const noexcept { return live_ == 0; }
   bool single() const noexcept { return live_ == 1; }
   /// Room for `tasks` tasks without allocating later (push_back is then noexcept).
-  void reserve(std::size_t tasks) { slots_.reserve(2 * tasks + 16); }
+  void reserve(std::size_t tasks) {
+    const std::size_t needed = 2 * tasks + 16;
+    if (slots_.capacity() < needed) slots_.reserve(std::max(needed, 2 * slots_.capacity()));  // amortized O(1)
+  }
   /// `join_round` false: if the round is at its end, start the next one first, so the
   /// task (the one whose unit is running) lets the others run before its next turn.
   void push_back(task_base& t, bool join_round = true) noexcept;

@@ -1,0 +1,429 @@
+// coop_bench: measures coop against a tight loop and plain Asio in one run, prints a table
+// of absolute figures and ratios, checks issue 6's targets and writes the same as JSON.
+//
+//   coop_bench [--quick] [--json FILE] [--only SECTIONS] [--repetitions N] [--verbose]
+//              [--benchmark_* flags of Google Benchmark]
+//   coop_bench --report FILE     prints the tables of a saved JSON file
+#include "bench.hpp"
+
+#include <benchmark/benchmark.h>
+#include <boost/program_options.hpp>
+#include <boost/version.hpp>
+
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#ifndef COOP_BENCH_BUILD_TYPE
+#define COOP_BENCH_BUILD_TYPE "unknown"
+#endif
+
+namespace po = boost::program_options;
+using namespace bench;
+
+namespace {
+
+// ---- reading the results document ---------------------------------------------------------
+
+double num(const json::value& v) { return v.is_null() ? 0.0 : v.to_number<double>(); }
+double num(const json::object& o, std::string_view key) {
+  auto* v = o.if_contains(key);
+  return v ? num(*v) : 0.0;
+}
+
+const json::object* find_row(const json::value* rows, std::string_view field, std::string_view value,
+                             std::uint64_t tasks = 0) {
+  if (!rows || !rows->is_array()) return nullptr;
+  for (const auto& r : rows->as_array()) {
+    const auto& o = r.as_object();
+    if (o.at(field).as_string() == value && (tasks == 0 || o.at("tasks").to_number<std::uint64_t>() == tasks))
+      return &o;
+  }
+  return nullptr;
+}
+
+std::string read_first_line(const char* path, std::string_view prefix = {}) {
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);)
+    if (prefix.empty()) return line;
+    else if (line.starts_with(prefix)) return line.substr(line.find(':') + 2);
+  return {};
+}
+
+json::object machine_info() {
+  utsname u{};
+  ::uname(&u);
+  return {{"cpu", read_first_line("/proc/cpuinfo", "model name")},
+          {"cores", std::thread::hardware_concurrency()},
+          {"kernel", std::string(u.sysname) + " " + u.release},
+          {"loadavg_at_start", read_first_line("/proc/loadavg")},
+          {"compiler", "GCC " __VERSION__},
+          {"boost", BOOST_LIB_VERSION},
+          {"build_type", COOP_BENCH_BUILD_TYPE}};
+}
+
+std::string utc_now() {
+  char buf[32];
+  const std::time_t t = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
+  return buf;
+}
+
+// ---- tables -----------------------------------------------------------------------------------
+
+const std::uint64_t task_counts[] = {1, 1'000, 100'000};
+
+void print_throughput(const json::object& doc, const settings& config) {
+  const auto* rows = doc.if_contains("throughput");
+  if (!rows) return;
+  std::printf("\n(a) Throughput: %llu trivial units (one LCG step, not inlined) spread over N tasks;\n"
+              "    ns of thread CPU time per unit (ratio to the tight loop), median of %d runs\n",
+              static_cast<unsigned long long>(config.total_units), config.repetitions);
+  std::printf("  %-46s %18s %18s %18s\n", "", "1 task", "1,000 tasks", "100,000 tasks");
+  for (const char* key : {"tight", "tight_rr", "coop", "post", "strand", "await", "batched"}) {
+    std::string label;
+    std::string cells;
+    for (auto tasks : task_counts) {
+      const auto* row = find_row(rows, "key", key, tasks);
+      const auto* tight = find_row(rows, "key", "tight", tasks);
+      char cell[40] = "-";
+      if (row && tight) {
+        label = row->at("variant").as_string().c_str();
+        std::snprintf(cell, sizeof cell, "%.2f (%.2fx)", num(*row, "ns_per_unit"),
+                      num(*row, "ns_per_unit") / num(*tight, "ns_per_unit"));
+      }
+      char padded[48];
+      std::snprintf(padded, sizeof padded, " %18s", cell);
+      cells += padded;
+    }
+    if (!label.empty()) std::printf("  %-46s%s\n", label.c_str(), cells.c_str());
+  }
+}
+
+void print_latency(const json::object& doc) {
+  const auto* section = doc.if_contains("latency");
+  if (!section) return;
+  const auto& l = section->as_object();
+  std::printf("\n(b) Latency under load: %lld ms periodic steady_timer on the io_context, %lld tasks of %.2f us\n"
+              "    CPU-bound units, %lld ms per case; timer lateness over all samples (us)\n",
+              static_cast<long long>(num(l, "period_ms")), static_cast<long long>(num(l, "tasks")), num(l, "unit_us"),
+              static_cast<long long>(num(l, "window_ms")));
+  std::printf("  %-20s %6s %8s %8s %8s %8s | %5s %5s %8s %8s %8s %6s %8s | %6s\n", "case", "fired", "p50",
+              "p99", "max", "units", "ticks", "dist.", "max", "p99 und", "max und", ">limit", "cpu max", "invcsw");
+  for (const auto& c : l.at("cases").as_array()) {
+    const auto& o = c.as_object();
+    std::printf("  %-20s %6lld %8.0f %8.0f %8.0f %8lld |", o.at("case").as_string().c_str(),
+                static_cast<long long>(num(o, "samples")), num(o, "p50_us"), num(o, "p99_us"), num(o, "max_us"),
+                static_cast<long long>(num(o, "units")));
+    if (const auto* t = o.if_contains("ticks")) {
+      const auto& all = t->as_object();
+      const auto& clean = o.at("ticks_undisturbed").as_object();
+      const auto& cpu = o.at("ticks_cpu").as_object();
+      std::printf(" %5lld %5lld %8.0f", static_cast<long long>(num(all, "count")),
+                  static_cast<long long>(num(all, "count") - num(clean, "count")), num(all, "max_us"));
+      if (o.at("slice_ms").is_null())
+        std::printf(" %8s %8s %6s %8.0f |", "-", "-", "-", num(cpu, "max_us"));
+      else
+        std::printf(" %8.1f %8.1f %6lld %8.1f |", num(clean, "p99_us"), num(clean, "max_us"),
+                    static_cast<long long>(num(clean, "over_limit")), num(cpu, "max_us"));
+    } else {
+      std::printf(" %5s %5s %8s %8s %8s %6s %8s |", "-", "-", "-", "-", "-", "-", "-");
+    }
+    std::printf(" %6lld\n", static_cast<long long>(num(o, "involuntary_switches")));
+  }
+  std::printf("  ticks = the cooperator's strand runs, timed (wall) from outside the library, in us; dist. = ticks\n"
+              "  disturbed from outside (the thread waited 20 us or more for a CPU, or a unit ran 20 us or more\n"
+              "  over its length: VM steal, long interrupts); und = undisturbed ticks; >limit = undisturbed ticks\n"
+              "  over slice + 50 us; cpu = the thread's CPU time; invcsw = involuntary context switches\n");
+}
+
+void print_control(const json::object& doc) {
+  const auto* section = doc.if_contains("control");
+  if (!section) return;
+  const auto* any_outside = section->as_object().if_contains("outside");
+  if (!section->as_object().contains("inside") && (!any_outside || any_outside->as_array().empty())) return;
+  std::printf("\n(c) Control: ns per operation\n");
+  std::printf("  %-46s %14s %14s %10s\n", "", "1,000 tasks", "100,000 tasks", "100k/1k");
+  auto print = [&](const json::value* rows, const char* key) {
+    const auto* a = find_row(rows, "key", key, 1'000);
+    const auto* b = find_row(rows, "key", key, 100'000);
+    if (!a || !b) return;
+    std::string label = a->at("variant").as_string().c_str();
+    if (rows == section->as_object().if_contains("outside") && label.find("inside") == std::string::npos)
+      label += ", outside a tick";
+    std::printf("  %-46s %14.1f %14.1f %9.2fx\n", label.c_str(), num(*a, "ns_per_op"), num(*b, "ns_per_op"),
+                num(*b, "ns_per_op") / num(*a, "ns_per_op"));
+  };
+  const auto* outside = section->as_object().if_contains("outside");
+  for (const char* key : {"cooperate", "pause_resume", "stop"}) print(outside, key);
+  print(section->as_object().if_contains("inside"), "pause_resume_inside");
+}
+
+void print_rest(const json::object& doc) {
+  if (const auto* m = doc.if_contains("memory")) {
+    const auto& o = m->as_object();
+    std::printf("\n(d) Memory: %lld tasks with a %lld-byte callable: RSS +%.1f MB = %.1f bytes/task"
+                " (heap in use: %.1f bytes/task)\n",
+                static_cast<long long>(num(o, "tasks")), static_cast<long long>(num(o, "callable_bytes")),
+                num(o, "rss_delta_bytes") / 1e6, num(o, "bytes_per_task"), num(o, "heap_bytes_per_task"));
+  }
+  if (const auto* f = doc.if_contains("fairness")) {
+    const auto& o = f->as_object();
+    std::printf("\n(e) Fairness: %lld equal tasks for %lld ms: Jain's index %.6f (units per task %lld..%lld, %lld in all)\n",
+                static_cast<long long>(num(o, "tasks")), static_cast<long long>(num(o, "window_ms")), num(o, "jain"),
+                static_cast<long long>(num(o, "min_units")), static_cast<long long>(num(o, "max_units")),
+                static_cast<long long>(num(o, "total_units")));
+  }
+  if (const auto* t = doc.if_contains("threads")) {
+    std::printf("\n(f) Threads: 1,000 tasks of trivial units, io_context::run() on N threads\n");
+    for (const auto& r : t->as_array()) {
+      const auto& o = r.as_object();
+      std::printf("  %-40s %8.2f ns/unit wall, %8.2f ns/unit CPU (all threads)", o.at("case").as_string().c_str(),
+                  num(o, "ns_per_unit"), num(o, "cpu_ns_per_unit"));
+      if (o.contains("pause_resume_pairs"))
+        std::printf("\n  %-40s (%lld pause+resume pairs, one per %.0f ns)", "", static_cast<long long>(num(o, "pause_resume_pairs")),
+                    num(o, "ns_per_pair"));
+      std::printf("\n");
+    }
+  }
+  if (const auto* r = doc.if_contains("reference")) {
+    const auto& o = r->as_object();
+    std::printf("\nReference: steady_clock::now() %.2f ns; one trivial unit in a benchmark loop %.2f ns\n",
+                num(o, "clock_ns"), num(o, "unit_ns"));
+  }
+}
+
+// ---- targets (issue 6) ------------------------------------------------------------------------
+
+// Fewer undisturbed ticks than this (a loaded machine preempts nearly every long tick) say
+// nothing about the longest one.
+constexpr double min_undisturbed_ticks = 20;
+
+json::array check_targets(const json::object& doc) {
+  json::array out;
+  // A target whose figure could not be measured (too few samples) gets holds = null.
+  auto add = [&](std::string name, double value, const char* op, double limit, std::string unit,
+                 bool measured = true) {
+    const bool holds = std::string_view(op) == "<=" ? value <= limit : value >= limit;
+    out.push_back(json::object{{"target", std::move(name)},
+                               {"value", value},
+                               {"op", op},
+                               {"limit", limit},
+                               {"unit", std::move(unit)},
+                               {"holds", measured ? json::value(holds) : json::value(nullptr)}});
+  };
+  if (const auto* rows = doc.if_contains("throughput")) {
+    const double ratio_limit[] = {1.3, 1.6, 2.5};
+    for (int i = 0; i < 3; ++i) {
+      const auto tasks = task_counts[i];
+      const auto* coop = find_row(rows, "key", "coop", tasks);
+      const auto* tight = find_row(rows, "key", "tight", tasks);
+      const auto* post = find_row(rows, "key", "post", tasks);
+      if (!coop || !tight || !post) continue;
+      const std::string n = tasks == 1 ? "1 task" : tasks == 1'000 ? "1,000 tasks" : "100,000 tasks";
+      add("per-unit cost / tight loop, " + n, num(*coop, "ns_per_unit") / num(*tight, "ns_per_unit"), "<=",
+          ratio_limit[i], "x");
+      add("post per unit / coop per unit, " + n, num(*post, "ns_per_unit") / num(*coop, "ns_per_unit"), ">=",
+          3.0, "x");
+      if (tasks == 1)
+        if (const auto* strand = find_row(rows, "key", "strand", 1))
+          add("strand post per unit / coop per unit, 1 task", num(*strand, "ns_per_unit") / num(*coop, "ns_per_unit"),
+              ">=", 15.0, "x");
+    }
+  }
+  if (const auto* l = doc.if_contains("latency")) {
+    const double unit_us = num(l->as_object(), "unit_us");
+    for (const auto& c : l->as_object().at("cases").as_array()) {
+      const auto& o = c.as_object();
+      if (o.at("slice_ms").is_null()) continue;
+      const double slice_us = num(o, "slice_ms") * 1000.0;
+      const std::string at = " at slice " + std::string(o.at("case").as_string().c_str()).substr(12);
+      if (slice_us == 1000.0) add("p99 timer lateness" + at, num(o, "p99_us"), "<=", slice_us + 300.0, "us");
+      add("max timer lateness" + at, num(o, "max_us"), "<=", slice_us + unit_us + 1000.0, "us");
+      const auto& clean = o.at("ticks_undisturbed").as_object();
+      add("longest undisturbed tick" + at, num(clean, "max_us"), "<=", slice_us + 50.0, "us",
+          num(clean, "count") >= min_undisturbed_ticks);
+    }
+  }
+  if (const auto* c = doc.if_contains("control")) {
+    const auto* outside = c->as_object().if_contains("outside");
+    const auto* a = find_row(outside, "key", "pause_resume", 1'000);
+    const auto* b = find_row(outside, "key", "pause_resume", 100'000);
+    if (a && b) {
+      add("pause+resume pair at 100,000 tasks", num(*b, "ns_per_op"), "<=", 50.0, "ns");
+      add("pause+resume flat: 100,000 tasks / 1,000 tasks", num(*b, "ns_per_op") / num(*a, "ns_per_op"), "<=", 1.5, "x");
+    }
+  }
+  if (const auto* m = doc.if_contains("memory")) {
+    const auto& o = m->as_object();
+    add("bytes per task beyond the callable (RSS, 1,000,000 tasks)",
+        num(o, "bytes_per_task") - num(o, "callable_bytes"), "<=", 128.0, "B");
+  }
+  if (const auto* f = doc.if_contains("fairness")) add("Jain's index, 100 tasks, 300 ms", num(f->as_object(), "jain"), ">=", 0.99, "");
+  return out;
+}
+
+void print_targets(const json::array& targets, bool quick) {
+  if (targets.empty()) return;
+  std::printf("\nTargets (issue 6)%s\n", quick ? " -- a --quick run is too short and too small to judge them" : "");
+  int held = 0, unmeasured = 0;
+  for (const auto& t : targets) {
+    const auto& o = t.as_object();
+    const char* verdict = "n/a";
+    if (o.at("holds").is_null()) {
+      ++unmeasured;
+    } else if (o.at("holds").as_bool()) {
+      ++held;
+      verdict = "ok";
+    } else {
+      verdict = "MISS";
+    }
+    std::printf("  %-4s %-58s %10.3f %s %g %s\n", verdict, o.at("target").as_string().c_str(), num(o, "value"),
+                o.at("op").as_string().c_str(), num(o, "limit"), o.at("unit").as_string().c_str());
+  }
+  std::printf("  %d of %zu targets hold", held, targets.size());
+  if (unmeasured) std::printf(" (%d n/a: too few undisturbed ticks; run on a quieter machine)", unmeasured);
+  std::printf("\n");
+}
+
+void print_all(json::object& doc, const settings& config) {
+  doc["targets"] = check_targets(doc);
+  print_throughput(doc, config);
+  print_latency(doc);
+  print_control(doc);
+  print_rest(doc);
+  print_targets(doc["targets"].as_array(), config.quick);
+}
+
+int print_saved(const std::string& path) {
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  boost::system::error_code ec;
+  json::value saved = json::parse(text.str(), ec);
+  if (!file || ec || !saved.is_object()) {
+    std::cerr << "coop_bench: cannot read results from " << path << "\n";
+    return 1;
+  }
+  auto& doc = saved.as_object();
+  settings config;
+  const auto& s = doc.at("settings").as_object();
+  config.quick = s.at("quick").as_bool();
+  config.repetitions = static_cast<int>(num(s, "repetitions"));
+  config.total_units = static_cast<std::uint64_t>(num(s, "total_units"));
+  std::printf("coop_bench results of %s  %s, %lld cores, load %s\n  command: %s\n", doc.at("date").as_string().c_str(),
+              doc.at("machine").as_object().at("cpu").as_string().c_str(),
+              static_cast<long long>(num(doc.at("machine").as_object(), "cores")),
+              doc.at("machine").as_object().at("loadavg_at_start").as_string().c_str(),
+              doc.at("command").as_string().c_str());
+  print_all(doc, config);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings config;
+  std::string json_path, report_path, only;
+  bool verbose = false;
+  po::options_description options("coop_bench options (Google Benchmark's --benchmark_* flags pass through)");
+  options.add_options()
+      ("help,h", "show this help")
+      ("quick", "short smoke run (a few seconds): small sizes, one repetition")
+      ("json", po::value(&json_path), "write the results as JSON to this file")
+      ("report", po::value(&report_path), "measure nothing: print the tables and targets of a saved JSON file")
+      ("only", po::value(&only), "comma-separated sections: throughput,control,latency,memory,fairness,threads")
+      ("repetitions", po::value(&config.repetitions), "runs per throughput/control figure; the median is kept (default 5)")
+      ("verbose", "also print Google Benchmark's own console output");
+  po::variables_map vm;
+  std::vector<std::string> passthrough;
+  try {
+    auto parsed = po::command_line_parser(argc, argv).options(options).allow_unregistered().run();
+    po::store(parsed, vm);
+    po::notify(vm);
+    passthrough = po::collect_unrecognized(parsed.options, po::include_positional);
+  } catch (const std::exception& e) {
+    std::cerr << "coop_bench: " << e.what() << "\n" << options;
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << options;
+    return 0;
+  }
+  verbose = vm.count("verbose") > 0;
+  if (!report_path.empty()) return print_saved(report_path);
+  if (vm.count("quick")) {
+    config.quick = true;
+    if (!vm.count("repetitions")) config.repetitions = 1;
+    config.total_units = 400'000;
+    config.latency_window = std::chrono::milliseconds(200);
+  }
+  std::set<std::string> sections;
+  for (std::stringstream in(only); std::getline(in, only, ',');)
+    if (!only.empty()) sections.insert(only);
+  auto wanted = [&](const char* s) { return sections.empty() || sections.count(s) > 0; };
+
+  // Google Benchmark reads its own flags; a filter restricts it to the chosen sections.
+  std::vector<std::string> gb_args{argv[0]};
+  for (auto& a : passthrough) gb_args.push_back(a);
+  const bool own_filter = std::any_of(passthrough.begin(), passthrough.end(),
+                                     [](const std::string& a) { return a.starts_with("--benchmark_filter"); });
+  if (!sections.empty() && !own_filter) {
+    std::string filter = "--benchmark_filter=^(";
+    bool first = true;
+    for (const char* s : {"throughput", "control"})
+      if (wanted(s)) filter += (first ? "" : "|") + std::string(s), first = false;
+    gb_args.push_back(filter + (first ? "none" : "") + ")/");
+  }
+  std::vector<char*> gb_argv;
+  for (auto& a : gb_args) gb_argv.push_back(a.data());
+  int gb_argc = static_cast<int>(gb_argv.size());
+  benchmark::Initialize(&gb_argc, gb_argv.data());
+  if (benchmark::ReportUnrecognizedArguments(gb_argc, gb_argv.data())) return 2;
+
+  std::string command;
+  for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
+  json::object doc{{"date", utc_now()},
+                   {"command", command},
+                   {"machine", machine_info()},
+                   {"settings",
+                    {{"quick", config.quick},
+                     {"repetitions", config.repetitions},
+                     {"total_units", config.total_units},
+                     {"batch", config.batch},
+                     {"latency_window_ms", config.latency_window.count()},
+                     {"fairness_window_ms", config.fairness_window.count()},
+                     {"memory_tasks", config.memory_tasks}}}};
+
+  std::printf("coop_bench  %s  %s, %u cores, load %s\n", doc["date"].as_string().c_str(),
+              doc["machine"].as_object()["cpu"].as_string().c_str(), std::thread::hardware_concurrency(),
+              doc["machine"].as_object()["loadavg_at_start"].as_string().c_str());
+  std::fflush(stdout);
+
+  if (wanted("throughput") || wanted("control")) run_micro(config, doc, verbose);
+  if (wanted("control")) run_control_inside(config, doc);
+  if (wanted("latency")) run_latency(config, doc);
+  if (wanted("fairness")) run_fairness(config, doc);
+  if (wanted("threads")) run_threads(config, doc);
+  if (wanted("memory")) run_memory(config, doc);  // last: it leaves the heap large
+
+  print_all(doc, config);
+
+  if (!json_path.empty()) {
+    std::ofstream file(json_path);
+    file << json::serialize(doc) << "\n";
+    if (!file) {
+      std::cerr << "coop_bench: cannot write " << json_path << "\n";
+      return 1;
+    }
+    std::printf("\nJSON written to %s\n", json_path.c_str());
+  }
+  return 0;
+}
