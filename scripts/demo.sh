@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The main job (README): installs what is missing, builds, and runs the demo end to end.
+# The main job (README): installs what is missing, builds the demo HTTP server and its
+# load client, runs them end to end on loopback and prints the /ping latency table
+# (jobs on coop, jobs run naively inside handlers, no jobs; wrk as an outside client).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${COOP_BUILD_ROOT:-$(pwd)/build}
-scripts/setup.sh
-cmake -S . -B "$out/demo" -DCMAKE_BUILD_TYPE=Release -DCOOP_BUILD_TESTS=OFF >/dev/null
-cmake --build "$out/demo" -j"$(nproc)" --target coop_example_checksum
-"$out/demo/examples/coop_example_checksum"
+scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev wrk
+COOP_DEMO_BUILD="$out/demo-server" bash examples/server/run-demo.sh

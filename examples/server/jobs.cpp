@@ -136,6 +136,7 @@ void job::finish(job_state state, std::string error) {
   if (final_state_) return;
   final_state_ = state;
   error_ = std::move(error);
+  recorded_promise_.set_value();
 }
 
 void job::finish_from(std::exception_ptr ep) {

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -91,6 +92,8 @@ public:
   /// From a cooperative task's completion.
   void finish_from(std::exception_ptr);
   bool finished() const;
+  /// Ready once finish() has recorded the final state (what GET /jobs/{id} then reports).
+  std::shared_future<void> when_recorded() const { return recorded_; }
   job_state state() const;
   boost::json::object to_json() const;
 
@@ -118,6 +121,8 @@ private:
   std::optional<job_state> final_state_;
   std::string error_;
   std::atomic<bool> stop_requested_{false};
+  std::promise<void> recorded_promise_;
+  std::shared_future<void> recorded_ = recorded_promise_.get_future().share();
 };
 
 /// Called before every unit of every job with the job's id and the unit's index (tests use

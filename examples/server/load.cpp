@@ -4,7 +4,10 @@
 //   coop   K jobs on the server's cooperator (POST /jobs?kind=…&mib=…)
 //   naive  K jobs each run inside one request handler (POST /jobs?…&mode=naive): the
 //          handler blocks its io_context thread until the job is done (starvation)
-// Each mode keeps C connections busy with back-to-back GET /ping for the mode's duration.
+//   wrk    K coop jobs, and the outside client `wrk -t1 -cC --latency` measures /ping
+//   wrk-idle  no jobs, measured by wrk
+// Each mode but the wrk ones keeps C connections busy with back-to-back GET /ping for the
+// mode's duration.
 #include "jobs.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -18,7 +21,6 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -51,6 +53,7 @@ struct config {
   std::uint64_t coop_mib = coop_demo::max_job_mib;
   std::uint64_t naive_mib = 0;  // 0: sized so the naive mode lasts about `duration`
   std::vector<std::string> modes{"none", "coop", "naive"};
+  std::string wrk = "wrk";
 };
 
 struct row {
@@ -60,7 +63,65 @@ struct row {
   double seconds = 0;
   double job_bytes_per_second = 0;
   std::string note;
+  // Filled by wrk modes instead of latencies_ms.
+  bool from_wrk = false;
+  std::uint64_t wrk_requests = 0;
+  double wrk_rate = 0, wrk_p50 = 0, wrk_p99 = 0, wrk_max = 0;
 };
+
+// wrk prints durations as 435.00us, 2.36ms, 1.02s, 2.00m.
+double wrk_ms(const std::string& token) {
+  std::size_t end = 0;
+  const double v = std::stod(token, &end);
+  const auto unit = token.substr(end);
+  if (unit == "us") return v / 1000;
+  if (unit == "ms") return v;
+  if (unit == "s") return v * 1000;
+  if (unit == "m") return v * 60'000;
+  throw std::runtime_error("unexpected wrk duration: " + token);
+}
+
+// Runs wrk (blocking: nothing else is going on in this client meanwhile) and parses
+// --latency output.
+void run_wrk(const config& cfg, row& r) {
+  const std::string command = cfg.wrk + " -t1 -c" + std::to_string(cfg.connections) + " -d" +
+                              std::to_string(static_cast<int>(std::ceil(cfg.duration))) + "s --latency http://" +
+                              cfg.host + ":" + std::to_string(cfg.port) + "/ping 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) throw std::runtime_error("cannot run: " + command);
+  std::string out;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  if (::pclose(pipe) != 0) throw std::runtime_error("wrk failed: " + command + "\n" + out);
+  std::istringstream lines(out);
+  bool seen_rate = false;
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    std::string first;
+    words >> first;
+    if (first == "Latency") {
+      std::string avg, stdev, max;
+      words >> avg >> stdev >> max;
+      if (avg != "Distribution") r.wrk_max = wrk_ms(max);
+    } else if (first == "50%") {
+      std::string v;
+      words >> v;
+      r.wrk_p50 = wrk_ms(v);
+    } else if (first == "99%") {
+      std::string v;
+      words >> v;
+      r.wrk_p99 = wrk_ms(v);
+    } else if (first == "Requests/sec:") {
+      words >> r.wrk_rate;
+      seen_rate = true;
+    } else if (line.find(" requests in ") != std::string::npos) {
+      r.wrk_requests = std::stoull(first);
+    }
+  }
+  if (!seen_rate) throw std::runtime_error("cannot read wrk's output:\n" + out);
+  r.from_wrk = true;
+  r.note = command.substr(0, command.size() - 5);  // without the redirection
+}
 
 struct http_client {
   explicit http_client(asio::any_io_executor ex) : stream(ex) {}
@@ -176,7 +237,7 @@ awaitable<void> run_modes(const config& cfg, std::vector<row>& rows, json::value
     r.mode = mode;
     if (mode == "none") {
       co_await measure(cfg, ep, r, [&](bool&) -> awaitable<void> { co_await sleep_for(cfg.duration); });
-    } else if (mode == "coop") {
+    } else if (mode == "coop" || mode == "wrk") {
       r.jobs = cfg.jobs;
       std::vector<std::uint64_t> ids;
       for (std::size_t i = 0; i < cfg.jobs; ++i) {
@@ -184,16 +245,21 @@ awaitable<void> run_modes(const config& cfg, std::vector<row>& rows, json::value
             http::verb::post, "/jobs?kind=" + cfg.kind + "&mib=" + std::to_string(cfg.coop_mib), http::status::created);
         ids.push_back(v.at("id").to_number<std::uint64_t>());
       }
-      co_await measure(cfg, ep, r, [&](bool&) -> awaitable<void> {
-        const auto b0 = co_await job_bytes(control, ids);
-        const auto t0 = clock_type::now();
-        co_await sleep_for(cfg.duration);
-        const auto b1 = co_await job_bytes(control, ids);
-        const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
-        r.job_bytes_per_second = static_cast<double>(b1 - b0) / s;
-      });
+      const auto b0 = co_await job_bytes(control, ids);
+      const auto t0 = clock_type::now();
+      if (mode == "coop") {
+        co_await measure(cfg, ep, r, [&](bool&) -> awaitable<void> { co_await sleep_for(cfg.duration); });
+      } else {
+        run_wrk(cfg, r);
+      }
+      const auto b1 = co_await job_bytes(control, ids);
+      const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
+      r.job_bytes_per_second = static_cast<double>(b1 - b0) / s;
       for (auto id : ids) co_await control.call(http::verb::post, "/jobs/" + std::to_string(id) + "/stop");
-      coop_rate = r.job_bytes_per_second;
+      if (mode == "coop") coop_rate = r.job_bytes_per_second;
+    } else if (mode == "wrk-idle") {
+      run_wrk(cfg, r);
+      co_await control.call(http::verb::get, "/ping");  // the control connection stays alive
     } else if (mode == "naive") {
       r.jobs = cfg.jobs;
       std::uint64_t mib = cfg.naive_mib;
@@ -273,9 +339,10 @@ int main(int argc, char** argv) {
       ("connections,c", po::value(&cfg.connections)->default_value(cfg.connections), "concurrent /ping connections")
       ("duration,d", po::value(&cfg.duration)->default_value(cfg.duration), "seconds per mode")
       ("kind", po::value(&cfg.kind)->default_value(cfg.kind), "job kind")
-      ("modes", po::value(&modes)->default_value(modes), "comma-separated: none, coop, naive")
+      ("modes", po::value(&modes)->default_value(modes), "comma-separated: none, coop, naive, wrk, wrk-idle")
       ("coop-mib", po::value(&cfg.coop_mib)->default_value(cfg.coop_mib), "size of each coop job (stopped after the window)")
-      ("naive-mib", po::value(&cfg.naive_mib)->default_value(0), "size of each naive job (0: about --duration in total)");
+      ("naive-mib", po::value(&cfg.naive_mib)->default_value(0), "size of each naive job (0: about --duration in total)")
+      ("wrk", po::value(&cfg.wrk)->default_value(cfg.wrk), "the wrk program, for the modes wrk and wrk-idle");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -311,19 +378,27 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::printf("\ncoop demo: GET /ping while %zu %s jobs run (server: %s threads, %s us slices; client: %zu connections, ~%g s per mode)\n",
-              cfg.jobs, cfg.kind.c_str(), json::serialize(info.at("threads")).c_str(),
-              json::serialize(info.at("slice_us")).c_str(), cfg.connections, cfg.duration);
+  std::printf("\ncoop demo: GET /ping while %zu %s jobs run (server: %g threads, %g us slices; client: %zu connections, ~%g s per mode)\n",
+              cfg.jobs, cfg.kind.c_str(), info.at("threads").to_number<double>(),
+              info.at("slice_us").to_number<double>(), cfg.connections, cfg.duration);
   std::printf("single-core %s on this machine (this client, one thread): %.0f MB/s\n\n", cfg.kind.c_str(), one_core / 1e6);
-  std::printf("%-6s %5s %9s %9s %9s %9s %9s %10s  %s\n", "mode", "jobs", "requests", "req/s", "p50 ms", "p99 ms",
+  std::printf("%-8s %5s %9s %9s %9s %9s %9s %10s  %s\n", "mode", "jobs", "requests", "req/s", "p50 ms", "p99 ms",
               "max ms", "jobs MB/s", "");
   for (auto& r : rows) {
+    if (r.from_wrk) {
+      std::printf("%-8s %5zu %9llu %9.0f %9.3f %9.3f %9.3f %10.0f  %s\n", r.mode.c_str(), r.jobs,
+                  static_cast<unsigned long long>(r.wrk_requests), r.wrk_rate, r.wrk_p50, r.wrk_p99, r.wrk_max,
+                  r.job_bytes_per_second / 1e6, r.note.c_str());
+      continue;
+    }
     std::sort(r.latencies_ms.begin(), r.latencies_ms.end());
     const double rate = r.seconds > 0 ? static_cast<double>(r.latencies_ms.size()) / r.seconds : 0;
-    std::printf("%-6s %5zu %9zu %9.0f %9.3f %9.3f %9.3f %10.0f  %s\n", r.mode.c_str(), r.jobs, r.latencies_ms.size(),
+    std::printf("%-8s %5zu %9zu %9.0f %9.3f %9.3f %9.3f %10.0f  %s\n", r.mode.c_str(), r.jobs, r.latencies_ms.size(),
                 rate, percentile(r.latencies_ms, 0.50), percentile(r.latencies_ms, 0.99),
                 r.latencies_ms.empty() ? 0.0 : r.latencies_ms.back(), r.job_bytes_per_second / 1e6, r.note.c_str());
   }
-  std::printf("\n");
+  std::printf("\nnone: no jobs. coop: the jobs run on the server's cooperator. naive: each job runs inside its own\n"
+              "POST handler, blocking an io_context thread (starvation). wrk/wrk-idle: the same as coop/none, measured\n"
+              "by wrk. jobs MB/s: bytes the jobs hashed per second during the measurement.\n\n");
   return 0;
 }

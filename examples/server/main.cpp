@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
 
   unsigned short port = 8080;
   std::size_t threads = 2;
+  std::size_t cooperators = 1;
   double slice_us = 1000;
   std::string address = "127.0.0.1";
   po::options_description desc("coop_demo_server options");
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
       ("help,h", "show this help")
       ("port,p", po::value(&port)->default_value(port), "TCP port on 127.0.0.1 (0: ephemeral, printed)")
       ("threads,t", po::value(&threads)->default_value(threads), "threads running the io_context")
+      ("cooperators", po::value(&cooperators)->default_value(cooperators), "cooperators the jobs are spread over (each uses at most one thread at a time)")
       ("slice-us", po::value(&slice_us)->default_value(slice_us), "cooperator time slice per tick, microseconds")
       ("address", po::value(&address)->default_value(address), "address to bind");
   po::variables_map vm;
@@ -36,8 +38,8 @@ int main(int argc, char** argv) {
     std::cout << desc << "\n";
     return 0;
   }
-  if (threads < 1 || slice_us <= 0) {
-    std::cerr << "coop_demo_server: --threads must be >= 1 and --slice-us > 0\n";
+  if (threads < 1 || cooperators < 1 || slice_us <= 0) {
+    std::cerr << "coop_demo_server: --threads and --cooperators must be >= 1, --slice-us > 0\n";
     return 2;
   }
 
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
   options.address = address;
   options.port = port;
   options.threads = threads;
+  options.cooperators = cooperators;
   options.cooperator.slice = std::chrono::nanoseconds(static_cast<long long>(slice_us * 1000));
   std::optional<coop_demo::server> server;
   try {
@@ -67,7 +70,8 @@ int main(int argc, char** argv) {
   });
 
   std::cout << "coop_demo_server: listening on http://" << address << ":" << server->port()
-            << "/ (threads " << threads << ", slice " << slice_us << " us)" << std::endl;
+            << "/ (threads " << threads << ", cooperators " << cooperators << ", slice " << slice_us << " us)"
+            << std::endl;
   std::cout << "port " << server->port() << std::endl;
 
   std::vector<std::thread> pool;

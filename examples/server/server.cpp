@@ -44,8 +44,15 @@ class session;
 
 struct server::state : std::enable_shared_from_this<server::state> {
   state(asio::io_context& ioc_, server_options options_)
-      : ioc(ioc_), options(std::move(options_)), coop(ioc_.get_executor(), options.cooperator),
-        acceptor(asio::make_strand(ioc_)) {}
+      : ioc(ioc_), options(std::move(options_)), acceptor(asio::make_strand(ioc_)) {
+    for (std::size_t i = 0; i < std::max<std::size_t>(1, options.cooperators); ++i)
+      cooperators.push_back(std::make_unique<coop::cooperator>(ioc_.get_executor(), options.cooperator));
+  }
+
+  // Work is spread over the cooperators round-robin; each runs its ticks on its own strand.
+  coop::cooperator& next_cooperator() {
+    return *cooperators[next_cooperator_index.fetch_add(1, std::memory_order_relaxed) % cooperators.size()];
+  }
 
   void accept();
   void register_session(session* s, std::weak_ptr<session> w);
@@ -54,7 +61,8 @@ struct server::state : std::enable_shared_from_this<server::state> {
 
   asio::io_context& ioc;
   const server_options options;
-  coop::cooperator coop;
+  std::vector<std::unique_ptr<coop::cooperator>> cooperators;
+  std::atomic<std::size_t> next_cooperator_index{0};
   job_registry jobs;
   tcp::acceptor acceptor;
   unsigned short port = 0;
@@ -259,6 +267,7 @@ private:
       http::status status = http::status::bad_request;
       if (ec == http::error::header_limit) status = http::status::request_header_fields_too_large;
       if (ec == http::error::body_limit) status = http::status::payload_too_large;
+      linger_ = true;
       return send(error_response(dummy, status, "malformed request: " + ec.message()));
     }
     handle(parser_->release());
@@ -274,6 +283,7 @@ private:
   }
 
   void on_write(error_code ec) {
+    if (!ec && linger_) return linger();
     if (ec || !response_.keep_alive() || server_->shutting_down.load()) return close();
     read_request();
   }
@@ -282,6 +292,28 @@ private:
     error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.close();
+  }
+
+  // After answering a malformed request: send FIN, then read and discard what the client
+  // is still sending (a body, the rest of an oversized header) for a short while. Closing
+  // with unread input would make the kernel reset the connection, and the client could
+  // lose the error response.
+  void linger() {
+    error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(2));
+    linger_budget_ = std::size_t{1} << 20;
+    reading_ = true;  // shutdown may cancel it
+    discard();
+  }
+
+  void discard() {
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(16 * 1024), [self = shared_from_this()](error_code ec, std::size_t n) {
+      if (ec || n >= self->linger_budget_ || self->server_->shutting_down.load()) return self->stream_.close();
+      self->linger_budget_ -= n;
+      self->discard();
+    });
   }
 
   // --- routing --------------------------------------------------------------------------
@@ -305,6 +337,7 @@ private:
       const auto& o = server_->options;
       json::object info{
           {"threads", o.threads},
+          {"cooperators", server_->cooperators.size()},
           {"slice_us", std::chrono::duration<double, std::micro>(o.cooperator.slice).count()},
           {"chunk_bytes", chunk_size},
           {"kinds", json::array{"sha256", "sha512", "sha3-256", "blake2b512"}},
@@ -361,7 +394,7 @@ private:
       run_blocking(*j, server_->options.on_unit);
       return send(json_response(req, http::status::ok, j->to_json()));
     }
-    auto task = server_->coop.cooperate(hash_work(j->progress, j->id, server_->options.on_unit));
+    auto task = server_->next_cooperator().cooperate(hash_work(j->progress, j->id, server_->options.on_unit));
     j->set_task(task);
     task.when_done(asio::bind_executor(server_->ioc.get_executor(),
                                        [j](std::exception_ptr ep) { j->finish_from(ep); }));
@@ -387,14 +420,16 @@ private:
     if (!ec) return send(json_response(req, http::status::ok, j->to_json()));
     if (ec == boost::system::errc::operation_not_supported)
       return send(error_response(req, http::status::conflict, "a naive job cannot be paused or resumed"));
-    if (ec == coop::error::not_paused)
-      return send(error_response(req, http::status::conflict, "job " + segments[1] + " is not paused"));
-    if (ec == coop::error::task_done || ec == coop::error::task_stopped || ec == coop::error::task_failed ||
-        ec == coop::error::scheduler_stopped) {
+    // 409 with the job itself, so the client sees why.
+    auto conflict = [&](std::string message) {
       auto body = j->to_json();
-      body["error"] = "job " + segments[1] + " has finished (" + ec.message() + ")";
-      return send(json_response(req, http::status::conflict, body));
-    }
+      body["error"] = std::move(message);
+      send(json_response(req, http::status::conflict, body));
+    };
+    if (ec == coop::error::not_paused) return conflict("job " + segments[1] + " is not paused");
+    if (ec == coop::error::task_done || ec == coop::error::task_stopped || ec == coop::error::task_failed ||
+        ec == coop::error::scheduler_stopped)
+      return conflict("job " + segments[1] + " has finished (" + ec.message() + ")");
     send(error_response(req, http::status::internal_server_error, ec.message()));
   }
 
@@ -445,7 +480,7 @@ private:
     } else {
       // Not under the mutex: no coop call is made while holding it, except the producer's
       // pause of its own task from inside its unit.
-      auto task = server_->coop.cooperate(stream_producer(stream_state_, server_->options.on_stream_event));
+      auto task = server_->next_cooperator().cooperate(stream_producer(stream_state_, server_->options.on_stream_event));
       {
         std::lock_guard lock(st.mutex);
         st.task = task;
@@ -561,6 +596,8 @@ private:
   std::optional<http::request_parser<http::string_body>> parser_;
   response response_;
   bool reading_ = false;
+  bool linger_ = false;
+  std::size_t linger_budget_ = 0;
 
   std::shared_ptr<stream_state> stream_state_;
   std::optional<http::response<http::empty_body>> stream_head_;
@@ -600,16 +637,19 @@ void server::state::shutdown() {
     error_code ignored;
     self->acceptor.close(ignored);
   });
-  coop.stop();  // running jobs and stream producers finish with scheduler_stopped
+  for (auto& c : cooperators) c->stop();  // jobs and stream producers finish with scheduler_stopped
   for (const auto& j : jobs.all())
     if (j->naive) j->request_stop();
-  std::lock_guard lock(sessions_mutex);
-  for (const auto& [ptr, weak] : sessions) {
-    if (auto s = weak.lock()) {
-      // Posted, not run here: the session's members belong to its strand.
-      asio::post(s->executor(), [s] { s->on_shutdown(); });
-    }
+  // Collected first: the last reference to a session may drop here, and its destructor
+  // takes sessions_mutex.
+  std::vector<std::shared_ptr<session>> live;
+  {
+    std::lock_guard lock(sessions_mutex);
+    for (const auto& [ptr, weak] : sessions)
+      if (auto s = weak.lock()) live.push_back(std::move(s));
   }
+  // Posted, not run here: the session's members belong to its strand.
+  for (auto& s : live) asio::post(s->executor(), [s] { s->on_shutdown(); });
 }
 
 server::server(asio::io_context& ioc, server_options options)
@@ -633,6 +673,6 @@ void server::shutdown() { state_->shutdown(); }
 
 std::shared_ptr<job> server::find_job(std::uint64_t id) const { return state_->jobs.find(id); }
 
-coop::cooperator& server::cooperator() noexcept { return state_->coop; }
+coop::cooperator& server::cooperator(std::size_t i) noexcept { return *state_->cooperators.at(i); }
 
 }  // namespace coop_demo

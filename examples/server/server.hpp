@@ -38,6 +38,10 @@ struct server_options {
   /// Reported by GET /info; the caller decides how many threads run the io_context.
   std::size_t threads = 1;
   coop::cooperator_options cooperator{};
+  /// Cooperators on the io_context; jobs and /stream producers are spread over them
+  /// round-robin. One runs its units on one thread at a time (a strand): with more threads
+  /// than that, more cooperators let the jobs use more cores.
+  std::size_t cooperators = 1;
   std::chrono::milliseconds idle_timeout{30'000};   // a keep-alive connection with no request
   std::chrono::milliseconds write_timeout{30'000};  // a client that stops reading
   /// /stream back-pressure: the producer pauses when this many bytes wait for the socket
@@ -80,7 +84,7 @@ public:
   void shutdown();
 
   std::shared_ptr<job> find_job(std::uint64_t id) const;
-  coop::cooperator& cooperator() noexcept;
+  coop::cooperator& cooperator(std::size_t index = 0) noexcept;
 
   struct state;
 
