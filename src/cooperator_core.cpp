@@ -8,6 +8,7 @@
 #include <boost/asio/query.hpp>
 
 #include <algorithm>
+#include <thread>
 #include <vector>
 
 namespace coop::detail {
@@ -87,6 +88,13 @@ thread_local held_lock* innermost_held = nullptr;
   innermost_held = node;
 }
 }  // namespace
+
+void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
+  // The caller's compare-and-swap was a full barrier. A unit of its own task (same
+  // thread) is the caller itself: nothing to wait for.
+  if (this_thread_holds_lock()) return;
+  while (running_task_.load(std::memory_order_seq_cst) == &t) std::this_thread::yield();
+}
 
 bool cooperator_core::this_thread_holds_lock() const noexcept {
   for (held_lock* h = innermost_held; h; h = h->outer)
@@ -445,7 +453,7 @@ bool cooperator_core::try_finish(task_base& t, task_state how) noexcept {
   std::uint32_t c = t.control_.load(std::memory_order_relaxed);
   do {
     if (control::state(c) != task_state::active) return false;  // the first way of finishing wins
-  } while (!t.control_.compare_exchange_weak(c, control::with_state(c, how), std::memory_order_acq_rel));
+  } while (!t.control_.compare_exchange_weak(c, control::with_state(c, how), std::memory_order_seq_cst));
   return true;
 }
 
@@ -453,10 +461,13 @@ boost::system::error_code cooperator_core::pause(task_base& t) noexcept {
   std::uint32_t c = t.control_.load(std::memory_order_relaxed);
   do {
     if (control::state(c) != task_state::active) return finished_error(control::state(c));
-  } while (!t.control_.compare_exchange_weak(c, c + control::one_pause, std::memory_order_acq_rel));
+  } while (!t.control_.compare_exchange_weak(c, c + control::one_pause, std::memory_order_seq_cst));
   // The runner checks control_ before every unit, so no new unit starts from here on;
   // taking the task out of the run order can wait for the lock.
-  if (control::pauses(c) == 0) apply_or_leave(request::settle, t);
+  if (control::pauses(c) == 0) {
+    wait_out_unit(t);
+    apply_or_leave(request::settle, t);
+  }
   return {};
 }
 
@@ -472,6 +483,7 @@ boost::system::error_code cooperator_core::resume(task_base& t) noexcept {
 
 boost::system::error_code cooperator_core::stop(task_base& t) noexcept {
   if (!try_finish(t, task_state::stopped)) return finished_error(control::state(t.control_.load(std::memory_order_acquire)));
+  wait_out_unit(t);
   apply_or_leave(request::settle, t);
   return {};
 }
@@ -712,13 +724,15 @@ void cooperator_core::run_units_until_predicate() noexcept {
   } catch (...) {
   }
   while (task_base* t = runnable_.next_in_round()) {
-    if (t->control_.load(std::memory_order_acquire) != 0) {
+    if (!claim(*t)) {
+      running_task_.store(nullptr, std::memory_order_release);
       settle(*t);  // paused or finished from another thread: it must not run
       continue;
     }
     current_ = t;
     const run_outcome outcome = t->run_one();
     current_ = nullptr;
+    running_task_.store(nullptr, std::memory_order_release);
     after_unit(*t, outcome);
     bool end = true;
     try {
@@ -750,7 +764,8 @@ void cooperator_core::run_units_for_slice() noexcept {
   };
 
   while (task_base* t = runnable_.next_in_round()) {
-    if (t->control_.load(std::memory_order_acquire) != 0) [[unlikely]] {
+    if (!claim(*t)) [[unlikely]] {
+      running_task_.store(nullptr, std::memory_order_release);
       settle(*t);  // paused or finished from another thread: it must not run
       continue;
     }
@@ -760,11 +775,13 @@ void cooperator_core::run_units_for_slice() noexcept {
       // unit. Any change ends the batch through interrupt_ or its control_.
       const run_result r = t->run(until_check, interrupt_);
       current_ = nullptr;
+      running_task_.store(nullptr, std::memory_order_release);
       if (r.outcome != run_outcome::more || current_finished_) after_unit(*t, r.outcome);
       until_check -= r.units;
     } else {
       const run_outcome outcome = t->run_one();
       current_ = nullptr;
+      running_task_.store(nullptr, std::memory_order_release);
       if (outcome != run_outcome::more || current_finished_) [[unlikely]] after_unit(*t, outcome);
       --until_check;
     }

@@ -194,6 +194,15 @@ private:
   };
 
   bool this_thread_holds_lock() const noexcept;
+  /// After a control word change from another thread: waits while a unit of `t`, decided
+  /// before the change, is still running, so no unit of `t` starts after the caller returns.
+  void wait_out_unit(const task_base& t) const noexcept;
+  /// Publishes `t` as about to run, then reads its control word: true if it may run.
+  bool claim(task_base& t) noexcept {
+    running_task_.store(&t, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return t.control_.load(std::memory_order_relaxed) == 0;
+  }
   /// Applies `what` now if this thread can take the lock, else leaves it in the inbox.
   void apply_or_leave(request what, task_base& t, waiter_base* w = nullptr) noexcept;
   void apply(request what, task_base& t, waiter_base* w) noexcept;
@@ -242,6 +251,10 @@ private:
   std::mutex mutex_;
   std::atomic<std::uint32_t> interrupt_{0};
   std::atomic<bool> running_;
+  // The task whose unit (or batch) the runner has decided to run: published before it
+  // reads the task's control word, so a pause()/stop() from another thread either is
+  // seen by that read or sees this and waits for the unit to end (Dekker).
+  std::atomic<task_base*> running_task_{nullptr};
   std::mutex inbox_mutex_;
   std::vector<inbox_item> inbox_;
   bool stopped_ = false;
