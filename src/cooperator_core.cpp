@@ -42,7 +42,7 @@ void run_ring::push_back(task_base& t, bool join_round) noexcept {
     read_ = write_ = 0;
   }
   // Holes from removals: close them before they outgrow the reserved room.
-  if (slots_.size() >= 2 * live_ + 16) compact();
+  if (slots_.size() >= growth * live_ + 16) compact();
   t.slot_ = static_cast<std::uint32_t>(slots_.size());
   slots_.push_back(&t);  // within the capacity reserve() made: no allocation
   ++live_;
@@ -92,7 +92,13 @@ thread_local held_lock* innermost_held = nullptr;
 void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
   // The caller's compare-and-swap was a full barrier. A unit of its own task (same
   // thread) is the caller itself: nothing to wait for.
+  // No units running: a tick starting later fences before its first unit, so it sees the
+  // change (the caller's compare-and-swap and this load are sequentially consistent).
+  if (!units_running_.load(std::memory_order_seq_cst)) return;
   if (this_thread_holds_lock()) return;
+  // The tick only has a compiler barrier between publishing a task and reading its
+  // control word; make every running thread's stores visible before reading.
+  if (asymmetric_fences_) heavy_fence();
   while (running_task_.load(std::memory_order_seq_cst) == &t) std::this_thread::yield();
 }
 
@@ -462,22 +468,36 @@ boost::system::error_code cooperator_core::pause(task_base& t) noexcept {
   do {
     if (control::state(c) != task_state::active) return finished_error(control::state(c));
   } while (!t.control_.compare_exchange_weak(c, c + control::one_pause, std::memory_order_seq_cst));
-  // The runner checks control_ before every unit, so no new unit starts from here on;
-  // taking the task out of the run order can wait for the lock.
-  if (control::pauses(c) == 0) {
-    wait_out_unit(t);
-    apply_or_leave(request::settle, t);
-  }
+  // The runner checks control_ before every unit, so no new unit starts from here on.
+  // The task leaves the run order lazily: the runner parks it when its turn comes (or a
+  // resume moves it to the end first), so a pause costs no lock.
+  if (control::pauses(c) == 0) wait_out_unit(t);
   return {};
 }
 
 boost::system::error_code cooperator_core::resume(task_base& t) noexcept {
+  const bool held = this_thread_holds_lock();
+  if (held || mutex_.try_lock()) {
+    std::optional<lock> l;
+    if (!held) l.emplace(*this, std::adopt_lock);
+    std::uint32_t c = t.control_.load(std::memory_order_relaxed);
+    do {
+      if (control::pauses(c) == 0) return make_error_code(error::not_paused);
+    } while (!t.control_.compare_exchange_weak(c, c - control::one_pause, std::memory_order_acq_rel));
+    // A task that finished while paused stays finished: resuming it is a no-op.
+    if (control::pauses(c) == 1 && control::state(c) == task_state::active) settle(t, true);
+    return {};
+  }
+  // A tick holds the lock. The requeue bit keeps the runner from running the task where
+  // a lazy pause left it; the runner or the inbox moves it to the end.
   std::uint32_t c = t.control_.load(std::memory_order_relaxed);
+  bool requeue;
   do {
     if (control::pauses(c) == 0) return make_error_code(error::not_paused);
-  } while (!t.control_.compare_exchange_weak(c, c - control::one_pause, std::memory_order_acq_rel));
-  // A task that finished while paused stays finished: resuming it is a no-op.
-  if (control::pauses(c) == 1 && control::state(c) == task_state::active) apply_or_leave(request::settle, t);
+    requeue = control::pauses(c) == 1 && control::state(c) == task_state::active;
+  } while (!t.control_.compare_exchange_weak(c, (c - control::one_pause) | (requeue ? control::requeue : 0),
+                                             std::memory_order_acq_rel));
+  if (requeue) apply_or_leave(request::settle, t);
   return {};
 }
 
@@ -553,7 +573,7 @@ std::exception_ptr cooperator_core::result_of(const task_base& t) noexcept {
   return {};
 }
 
-void cooperator_core::settle(task_base& t) noexcept {
+void cooperator_core::settle(task_base& t, bool requeue) noexcept {
   if (t.place_ == task_place::none && !t.retired_) {
     // A new task: make room for it in the run ring, so placing it never allocates.
     try {
@@ -568,13 +588,21 @@ void cooperator_core::settle(task_base& t) noexcept {
   }
   if (t.retired_) {
     // Finished earlier; an operation it waited on has now let go of its work.
-    if (!t.waiting_ && &t != current_) t.destroy_work();
+    if (!t.waiting_ && &t != current()) t.destroy_work();
     return;
   }
-  const std::uint32_t c = t.control_.load(std::memory_order_acquire);
+  std::uint32_t c = t.control_.load(std::memory_order_acquire);
+  if (c & control::requeue) {
+    c = t.control_.fetch_and(~control::requeue, std::memory_order_acq_rel) & ~control::requeue;
+    requeue = true;
+  }
   if (control::state(c) != task_state::active) retire(t);
   else if (control::pauses(c) > 0 || t.waiting_) park(t);
-  else if (t.place_ != task_place::runnable) {
+  else if (requeue && t.place_ == task_place::runnable) {
+    // Resumed while a lazy pause left it in the order: it joins at the end.
+    runnable_.unlink(t);
+    make_runnable(t);
+  } else if (t.place_ != task_place::runnable) {
     if (stopped_) {
       if (try_finish(t, task_state::scheduler_stopped)) retire(t);
       else settle(t);
@@ -596,7 +624,7 @@ void cooperator_core::park(task_base& t) noexcept {
 
 void cooperator_core::make_runnable(task_base& t) noexcept {
   // The task whose unit is running goes behind the others (its next turn).
-  runnable_.push_back(t, &t != current_);
+  runnable_.push_back(t, &t != current());
   t.place_ = task_place::runnable;
   note_change();
 }
@@ -615,7 +643,7 @@ void cooperator_core::retire(task_base& t) noexcept {
     // The work dies when the operation lets go of it. When the context shuts down, it
     // destroys the pending operation itself.
     if (!shutting_down_) t.cancel_wait();
-  } else if (&t != current_) {
+  } else if (&t != current()) {
     t.destroy_work();  // a running unit's work dies after the unit
   }
 
@@ -630,7 +658,7 @@ void cooperator_core::retire(task_base& t) noexcept {
     deliver(*w, result_of(t));
     w = prev;
   }
-  if (&t == current_) current_finished_ = true;  // the tick drops its reference after the unit
+  if (&t == current()) current_finished_ = true;  // the tick drops its reference after the unit
   else t.release();                              // the cooperator's reference
 }
 
@@ -638,7 +666,7 @@ void cooperator_core::retire(task_base& t) noexcept {
 
 void cooperator_core::note_change() noexcept {
   // Only a unit in progress (a batch of units of a lone task) needs telling.
-  if (current_) interrupt_.fetch_or(changed_bit, std::memory_order_relaxed);
+  if (current()) interrupt_.fetch_or(changed_bit, std::memory_order_relaxed);
 }
 
 namespace {
@@ -703,8 +731,11 @@ void cooperator_core::run_tick() noexcept {
   drain_inbox();
   if (!running_.load(std::memory_order_relaxed) || runnable_.empty()) return;
   in_tick_ = true;
+  units_running_.store(true, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with wait_out_unit()
   if (termination_) run_units_until_predicate();
   else run_units_for_slice();
+  units_running_.store(false, std::memory_order_release);
   in_tick_ = false;
   drain_inbox();
   if (running_.load(std::memory_order_relaxed) && !runnable_.empty()) {
@@ -729,9 +760,7 @@ void cooperator_core::run_units_until_predicate() noexcept {
       settle(*t);  // paused or finished from another thread: it must not run
       continue;
     }
-    current_ = t;
     const run_outcome outcome = t->run_one();
-    current_ = nullptr;
     running_task_.store(nullptr, std::memory_order_release);
     after_unit(*t, outcome);
     bool end = true;
@@ -769,24 +798,25 @@ void cooperator_core::run_units_for_slice() noexcept {
       settle(*t);  // paused or finished from another thread: it must not run
       continue;
     }
-    current_ = t;
     if (runnable_.single()) {
       // A lone task runs a batch of units inside its own run(): no virtual call per
       // unit. Any change ends the batch through interrupt_ or its control_.
       const run_result r = t->run(until_check, interrupt_);
-      current_ = nullptr;
       running_task_.store(nullptr, std::memory_order_release);
-      if (r.outcome != run_outcome::more || current_finished_) after_unit(*t, r.outcome);
+      if (r.outcome != run_outcome::more) after_unit(*t, r.outcome);
       until_check -= r.units;
     } else {
       const run_outcome outcome = t->run_one();
-      current_ = nullptr;
       running_task_.store(nullptr, std::memory_order_release);
-      if (outcome != run_outcome::more || current_finished_) [[unlikely]] after_unit(*t, outcome);
+      if (outcome != run_outcome::more) [[unlikely]] after_unit(*t, outcome);
       --until_check;
     }
+    if (interrupt_.load(std::memory_order_acquire)) [[unlikely]] {
+      // A task finished during its own unit raised changed_bit (note_change).
+      if (current_finished_) after_unit(*t, run_outcome::more);
+      if (handle_interrupt()) break;
+    }
     if (until_check == 0 && clock_says_stop()) break;
-    if (interrupt_.load(std::memory_order_acquire) && handle_interrupt()) [[unlikely]] break;
   }
   timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
   // Preempted by the timer: units got slower than the interval learned; relearn it.

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <coop/cooperator_options.hpp>
+#include <coop/detail/asymmetric_fence.hpp>
 #include <coop/detail/preemption_timer.hpp>
 #include <coop/detail/task_base.hpp>
 #include <coop/error.hpp>
@@ -63,7 +64,7 @@ public:
   bool single() const noexcept { return live_ == 1; }
   /// Room for `tasks` tasks without allocating later (push_back is then noexcept).
   void reserve(std::size_t tasks) {
-    const std::size_t needed = 2 * tasks + 16;
+    const std::size_t needed = growth * tasks + 16;
     if (slots_.capacity() < needed) slots_.reserve(std::max(needed, 2 * slots_.capacity()));  // amortized O(1)
   }
   /// `join_round` false: if the round is at its end, start the next one first, so the
@@ -92,11 +93,12 @@ public:
         t->slot_ = static_cast<std::uint32_t>(write_);
       }
       ++write_;
-      // Fetch a task a few turns ahead (its links, vtable pointer and work).
-      if (read_ + 3 < slots_.size()) {
-        const char* ahead = reinterpret_cast<const char*>(slots_[read_ + 3]);
+      // Fetch a task some turns ahead: what a unit touches is its vtable pointer and
+      // control word (the start of the object) and the work that follows task_base.
+      if (read_ + prefetch_distance < slots_.size()) {
+        const char* ahead = reinterpret_cast<const char*>(slots_[read_ + prefetch_distance]);
         __builtin_prefetch(ahead);
-        __builtin_prefetch(ahead + 64);
+        __builtin_prefetch(ahead + sizeof(task_base));
       }
       return t;
     }
@@ -105,6 +107,12 @@ public:
   task_base* any() noexcept;
 
 private:
+  // The ring may grow to `growth` times the live tasks before its holes are closed: a
+  // pause+resume outside a tick leaves one hole, and each closing rewrites every task's
+  // slot (amortized 1/(growth-1) task writes per hole).
+  static constexpr std::size_t growth = 3;
+  // Far enough ahead to cover a miss to memory (~100 ns) with units of a few ns.
+  static constexpr std::size_t prefetch_distance = 16;
   void compact() noexcept;
   std::vector<task_base*> slots_;
   std::size_t read_ = 0;
@@ -200,9 +208,11 @@ private:
   /// Publishes `t` as about to run, then reads its control word: true if it may run.
   bool claim(task_base& t) noexcept {
     running_task_.store(&t, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    light_fence(asymmetric_fences_);
     return t.control_.load(std::memory_order_relaxed) == 0;
   }
+  /// The task whose unit is running (the lock holder's view).
+  task_base* current() const noexcept { return running_task_.load(std::memory_order_relaxed); }
   /// Applies `what` now if this thread can take the lock, else leaves it in the inbox.
   void apply_or_leave(request what, task_base& t, waiter_base* w = nullptr) noexcept;
   void apply(request what, task_base& t, waiter_base* w) noexcept;
@@ -211,8 +221,10 @@ private:
   void after_unlock() noexcept;
 
   /// Brings a task's placement in line with its control word: parks a paused task,
-  /// relinks a resumed one, retires a finished one. Idempotent.
-  void settle(task_base& t) noexcept;
+  /// relinks a resumed one, retires a finished one. Idempotent. `requeue` (or the
+  /// control word's requeue bit): the task was resumed, so it goes to the end of the
+  /// order even if a lazy pause left it in place.
+  void settle(task_base& t, bool requeue = false) noexcept;
   void retire(task_base& t) noexcept;
   /// Compare-and-swap an active task to `how`; false when it had finished already.
   static bool try_finish(task_base& t, task_state how) noexcept;
@@ -255,6 +267,10 @@ private:
   // reads the task's control word, so a pause()/stop() from another thread either is
   // seen by that read or sees this and waits for the unit to end (Dekker).
   std::atomic<task_base*> running_task_{nullptr};
+  // True from the start of a tick's units (then a full fence) to their end: a foreign
+  // pause()/stop() that reads false has nothing to wait for.
+  std::atomic<bool> units_running_{false};
+  const bool asymmetric_fences_ = asymmetric_fences_available();
   std::mutex inbox_mutex_;
   std::vector<inbox_item> inbox_;
   bool stopped_ = false;
@@ -262,7 +278,6 @@ private:
   bool tick_posted_ = false;
   bool in_tick_ = false;
   bool current_finished_ = false;     // the running unit's task finished during the unit
-  task_base* current_ = nullptr;      // the task whose unit is running
   run_ring runnable_;
   task_list parked_;                  // paused or waiting on an operation
   std::size_t task_count_ = 0;        // tasks added and not yet retired

@@ -43,10 +43,13 @@ protected:
 
 /// A task's state and pause count in one atomic word, changed by compare-and-swap from
 /// any thread without the cooperator's lock: the state in the low bits, the count above.
-/// 0 means active and not paused, the one value the runner lets run.
+/// 0 means active and not paused, the one value the runner lets run. The requeue bit: a
+/// resume from another thread during a tick, not yet applied (the task must not run
+/// where it was, it goes to the end of the order).
 namespace control {
 inline constexpr std::uint32_t state_mask = 7;
-inline constexpr std::uint32_t one_pause = 8;
+inline constexpr std::uint32_t requeue = 8;
+inline constexpr std::uint32_t one_pause = 16;
 inline task_state state(std::uint32_t c) noexcept { return static_cast<task_state>(c & state_mask); }
 inline std::uint32_t pauses(std::uint32_t c) noexcept { return c / one_pause; }
 inline std::uint32_t with_state(std::uint32_t c, task_state s) noexcept {

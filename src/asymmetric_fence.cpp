@@ -1,0 +1,46 @@
+#include <coop/detail/asymmetric_fence.hpp>
+
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define COOP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define COOP_TSAN 1
+#endif
+#endif
+
+namespace coop::detail {
+namespace {
+
+bool register_with_kernel() noexcept {
+#if defined(__linux__) && defined(SYS_membarrier) && !defined(COOP_TSAN)
+  // TSan cannot see the kernel's barrier: under it the tick keeps its full fence.
+  const long commands = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (commands < 0 || !(commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) return false;
+  return ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+bool asymmetric_fences_available() noexcept {
+  static const bool available = register_with_kernel();
+  return available;
+}
+
+void heavy_fence() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#if defined(__linux__) && defined(SYS_membarrier)
+  // Cannot fail once registered; the answer was settled before any tick ran.
+  if (asymmetric_fences_available()) ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+#endif
+}
+
+}  // namespace coop::detail
