@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 out=${COOP_BUILD_ROOT:-$root/build}
 jobs=${COOP_JOBS:-$(nproc)}
-scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev
+# clang-14 and its runtime (libclang-rt-14-dev) for the libFuzzer step; GCC has no libFuzzer.
+scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev clang-14 libclang-rt-14-dev
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -31,6 +32,9 @@ mapfile -t threaded < <(cd tests && ls test_threads*.cpp | sed 's/\.cpp$//')
 cmake --build "$out/tsan" -j"$jobs" --target "${threaded[@]}"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir "$out/tsan" --output-on-failure -L threads
+
+step "fuzzing: libFuzzer over operation sequences, ${COOP_FUZZ_SECONDS:-60} s (ASan+UBSan)"
+fuzz/run.sh "${COOP_FUZZ_SECONDS:-60}" "$out/fuzz"
 
 step "packaging: cmake --install + find_package, and add_subdirectory"
 rm -rf "$out/prefix"
