@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs what is missing, then builds and runs the whole
-# suite normally, again under ASan+UBSan, the threaded tests under TSan, and checks that
+# suite normally, again under ASan+UBSan, the threaded tests under TSan, fuzzes the
+# operation sequences for a minute (libFuzzer, clang-14), and checks that
 # an outside project can consume coop by find_package() and by add_subdirectory().
 # Build trees go to ${COOP_BUILD_ROOT:-build}/.
 set -euo pipefail

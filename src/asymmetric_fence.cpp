@@ -1,5 +1,7 @@
 #include <coop/detail/asymmetric_fence.hpp>
 
+#include <atomic>
+
 #if defined(__linux__)
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
@@ -19,7 +21,7 @@ namespace {
 
 bool register_with_kernel() noexcept {
 #if defined(__linux__) && defined(SYS_membarrier) && !defined(COOP_TSAN)
-  // TSan cannot see the kernel's barrier: under it the tick keeps its full fence.
+  // TSan cannot see the kernel's barrier: under it both sides use seq_cst operations.
   const long commands = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
   if (commands < 0 || !(commands & MEMBARRIER_CMD_PRIVATE_EXPEDITED)) return false;
   return ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
@@ -36,10 +38,15 @@ bool asymmetric_fences_available() noexcept {
 }
 
 void heavy_fence() noexcept {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-#if defined(__linux__) && defined(SYS_membarrier)
+#if defined(__linux__) && defined(SYS_membarrier) && !defined(COOP_TSAN)
   // Cannot fail once registered; the answer was settled before any tick ran.
-  if (asymmetric_fences_available()) ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+#endif
+}
+
+void full_fence() noexcept {
+#if !defined(COOP_TSAN)
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
 }
 

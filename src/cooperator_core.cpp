@@ -731,8 +731,10 @@ void cooperator_core::run_tick() noexcept {
   drain_inbox();
   if (!running_.load(std::memory_order_relaxed) || runnable_.empty()) return;
   in_tick_ = true;
-  units_running_.store(true, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with wait_out_unit()
+  // Pairs with wait_out_unit(): a caller that reads false changed the control word
+  // before this point, so every claim below sees the change.
+  units_running_.store(true, std::memory_order_seq_cst);
+  if (asymmetric_fences_) full_fence();  // the claims' loads are relaxed then
   if (termination_) run_units_until_predicate();
   else run_units_for_slice();
   units_running_.store(false, std::memory_order_release);

@@ -207,9 +207,13 @@ private:
   void wait_out_unit(const task_base& t) const noexcept;
   /// Publishes `t` as about to run, then reads its control word: true if it may run.
   bool claim(task_base& t) noexcept {
-    running_task_.store(&t, std::memory_order_relaxed);
-    light_fence(asymmetric_fences_);
-    return t.control_.load(std::memory_order_relaxed) == 0;
+    if (asymmetric_fences_) {
+      running_task_.store(&t, std::memory_order_relaxed);
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // heavy_fence() on the other side
+      return t.control_.load(std::memory_order_relaxed) == 0;
+    }
+    running_task_.store(&t, std::memory_order_seq_cst);
+    return t.control_.load(std::memory_order_seq_cst) == 0;
   }
   /// The task whose unit is running (the lock holder's view).
   task_base* current() const noexcept { return running_task_.load(std::memory_order_relaxed); }
@@ -267,7 +271,7 @@ private:
   // reads the task's control word, so a pause()/stop() from another thread either is
   // seen by that read or sees this and waits for the unit to end (Dekker).
   std::atomic<task_base*> running_task_{nullptr};
-  // True from the start of a tick's units (then a full fence) to their end: a foreign
+  // True from the start of a tick's units to their end: a foreign
   // pause()/stop() that reads false has nothing to wait for.
   std::atomic<bool> units_running_{false};
   const bool asymmetric_fences_ = asymmetric_fences_available();
