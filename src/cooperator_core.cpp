@@ -2,6 +2,8 @@
 
 
 #include <boost/asio/execution.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
@@ -342,6 +344,16 @@ cooperator_core::executor_type cooperator_core::detached_strand() noexcept {
 
 // ---- construction --------------------------------------------------------------------
 
+namespace {
+// Whether `ex` runs handlers on Asio's own scheduler (io_context, thread_pool), whose
+// reactor queues ready I/O behind the handlers already queued. Asks for the execution
+// context, so executors that wrap one (tracing, binding) count too.
+bool on_asio_scheduler(const asio::any_io_executor& ex) noexcept {
+  // Both register their scheduler as a service of the context.
+  return asio::has_service<asio::detail::scheduler>(asio::query(ex, asio::execution::context));
+}
+}  // namespace
+
 cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_options options)
     // Untracked: with nothing runnable the cooperator holds no work on the executor.
     : strand_(asio::make_strand(asio::any_io_executor(asio::prefer(ex, asio::execution::outstanding_work.untracked)))),
@@ -352,6 +364,7 @@ cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_opt
       check_period_(std::clamp<std::chrono::nanoseconds>(options.slice / 8, std::chrono::nanoseconds(0),
                                                          std::chrono::microseconds(20))) {
   register_with_context(ex);
+  hops_ = on_asio_scheduler(ex) ? 2 : 1;
   timer_entry_.core = this;
   timer_entry_.slice_ns = slice_.count();
   try {
@@ -677,19 +690,40 @@ struct tick_handler {
 }  // namespace
 
 namespace {
-// Runs on the inner executor, then enters the strand at once (dispatch) when it is free.
+// The tick's way back in: posts on the inner executor, then into the strand at once
+// (dispatch). An io_context queues what its reactor finds ready (timers, sockets) behind
+// the handlers already queued; a tick posted straight after the last one would run ahead
+// of I/O that became ready during the last one, so that I/O would wait two slices. So on
+// Asio's scheduler the tick hops twice: after the first hop the reactor has run, and what
+// it found is queued ahead of the second.
 struct hop_handler {
   cooperator_core::executor_type strand;
   std::shared_ptr<cooperator_core> core;
-  void operator()() { asio::dispatch(strand, tick_handler{std::move(core)}); }
+  int hops_left;
+  void operator()() noexcept {
+    try {
+      // Copies: `core` must outlive a post that throws.
+      if (--hops_left > 0) asio::post(strand.get_inner_executor(), hop_handler{strand, core, hops_left});
+      else asio::dispatch(strand, tick_handler{core});
+    } catch (...) {
+      core->tick_post_failed();  // out of memory: nothing escapes into run()
+    }
+  }
 };
 }  // namespace
 
 void cooperator_core::schedule_tick(bool from_tick) {
   if (tick_posted_ || !strand_) return;
-  if (from_tick) asio::post(strand_->get_inner_executor(), hop_handler{*strand_, shared_from_this()});
+  if (from_tick) asio::post(strand_->get_inner_executor(), hop_handler{*strand_, shared_from_this(), hops_});
   else asio::post(*strand_, tick_handler{shared_from_this()});
   tick_posted_ = true;
+}
+
+void cooperator_core::tick_post_failed() noexcept {
+  lock l(*this);
+  tick_posted_ = false;
+  tick_lost_ = true;
+  retry_needed();
 }
 
 void cooperator_core::adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint32_t units) noexcept {

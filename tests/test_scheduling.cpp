@@ -13,6 +13,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/core/demangle.hpp>
 
@@ -430,6 +431,28 @@ BOOST_AUTO_TEST_CASE(other_handlers_run_between_ticks_io_context) {
   ioc.run_for(30s);
   BOOST_TEST(ioc.stopped());
   BOOST_TEST(log == expect("A1 executor strand B1 A2 B2 A3"), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(io_ready_during_a_tick_runs_before_the_next_tick) {
+  // An io_context queues what its reactor finds ready behind the handlers already queued.
+  // A timer that expires during a tick (here: already expired when the unit arms it) must
+  // complete before the next tick, not one tick later; the same holds for sockets.
+  asio::io_context ioc;
+  coop::cooperator c(ioc, {.termination = after_units(1)});
+  asio::steady_timer timer(ioc);
+  log_type log;
+  c.cooperate([&, n = 0]() mutable {
+    ++n;
+    log.push_back("A" + std::to_string(n));
+    if (n == 1) {
+      timer.expires_at(asio::steady_timer::clock_type::now() - 1s);
+      timer.async_wait([&](boost::system::error_code) { log.push_back("timer"); });
+    }
+    return n >= 3 ? coop::step::done : coop::step::more;
+  });
+  ioc.run_for(30s);
+  BOOST_TEST(ioc.stopped());
+  BOOST_TEST(log == expect("A1 timer A2 A3"), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(nothing_runs_before_the_executor_is_driven) {

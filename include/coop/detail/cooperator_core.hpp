@@ -182,6 +182,10 @@ public:
   /// by the tick the cooperator posts to its strand.
   void run_tick() noexcept;
 
+  /// A hop of the tick's re-post could not post its next step (out of memory): the tick
+  /// is posted again later, like one that failed to post in the first place.
+  void tick_post_failed() noexcept;
+
   /// Set by the preemption timer when the tick's slice has run out.
   void preempt() noexcept { interrupt_.fetch_or(preempt_bit, std::memory_order_relaxed); }
   /// Posts again what could not be posted for lack of memory, if the lock is free
@@ -291,6 +295,7 @@ private:
   // What could not be posted for lack of memory, posted again by retry().
   waiter_base* undelivered_ = nullptr;
   bool tick_lost_ = false;
+  int hops_ = 1;  // posts on the inner executor before a re-posted tick enters the strand
   std::atomic<bool> needs_retry_{false};
 };
 
