@@ -112,7 +112,7 @@ private:
   // slot (amortized 1/(growth-1) task writes per hole).
   static constexpr std::size_t growth = 3;
   // Far enough ahead to cover a miss to memory (~100 ns) with units of a few ns.
-  static constexpr std::size_t prefetch_distance = 16;
+  static constexpr std::size_t prefetch_distance = 32;
   void compact() noexcept;
   std::vector<task_base*> slots_;
   std::size_t read_ = 0;
