@@ -15,15 +15,18 @@ int main(int argc, char** argv) {
 
   unsigned short port = 8080;
   std::size_t threads = 2;
-  std::size_t cooperators = 1;
-  double slice_us = 1000;
+  // One cooperator per thread with short slices: the jobs can use every core, and both
+  // threads return to I/O every 250 us (measured on 2 cores with wrk -c8 and 8 jobs:
+  // 1 cooperator at 1 ms hashed ~1.1 GB/s, 2 at 250 us ~1.8-1.9 GB/s, /ping p99 the same).
+  std::size_t cooperators = 0;
+  double slice_us = 250;
   std::string address = "127.0.0.1";
   po::options_description desc("coop_demo_server options");
   desc.add_options()
       ("help,h", "show this help")
       ("port,p", po::value(&port)->default_value(port), "TCP port on 127.0.0.1 (0: ephemeral, printed)")
       ("threads,t", po::value(&threads)->default_value(threads), "threads running the io_context")
-      ("cooperators", po::value(&cooperators)->default_value(cooperators), "cooperators the jobs are spread over (each uses at most one thread at a time)")
+      ("cooperators", po::value(&cooperators)->default_value(cooperators), "cooperators the jobs are spread over (each uses at most one thread at a time; 0: one per thread)")
       ("slice-us", po::value(&slice_us)->default_value(slice_us), "cooperator time slice per tick, microseconds")
       ("address", po::value(&address)->default_value(address), "address to bind");
   po::variables_map vm;
@@ -38,10 +41,11 @@ int main(int argc, char** argv) {
     std::cout << desc << "\n";
     return 0;
   }
-  if (threads < 1 || cooperators < 1 || slice_us <= 0) {
-    std::cerr << "coop_demo_server: --threads and --cooperators must be >= 1, --slice-us > 0\n";
+  if (threads < 1 || slice_us <= 0) {
+    std::cerr << "coop_demo_server: --threads must be >= 1, --slice-us > 0\n";
     return 2;
   }
+  if (cooperators == 0) cooperators = threads;
 
   asio::io_context ioc(static_cast<int>(threads));
   coop_demo::server_options options;
