@@ -1,4 +1,4 @@
-// coop_demo_server: the demo HTTP server. See README-section.md.
+// coop_demo_server: the demo HTTP server. See the README, "The demo".
 #include "server.hpp"
 
 #include <boost/asio/signal_set.hpp>
