@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -554,4 +555,44 @@ BOOST_AUTO_TEST_CASE(concurrent_coiterate_and_cooperator_stop) {
   BOOST_TEST(dropped.load() == 0);
   BOOST_TEST(done.load() > 0);
   BOOST_TEST_MESSAGE("coiterate: " << done.load() << " done, " << stopped.load() << " scheduler_stopped");
+}
+
+// A pause from one place and a resume from another thread while a tick runs (the resume
+// cannot take the cooperator's lock: it marks the task and leaves the move to the tick).
+// Twisted's order still holds: the resumed task joins at the end of the order, and a
+// task paused outside a tick never runs where it was. Deterministic: the foreign thread
+// is joined inside the unit, and ticks are counted by a termination predicate.
+BOOST_AUTO_TEST_CASE(resume_from_another_thread_during_a_tick_joins_at_the_end) {
+  asio::io_context ioc;
+  int budget = 1;  // units in the next tick
+  coop::cooperator c(ioc, {.termination = [&] {
+                       return [&budget, left = budget]() mutable { return --left == 0; };
+                     }});
+  std::vector<std::string> log;
+  std::optional<coop::cooperative_task> a;
+  auto named = [&](std::string name, int count, std::function<void(int)> also = {}) {
+    return [&log, name, count, also, n = 0]() mutable {
+      ++n;
+      log.push_back(name + std::to_string(n));
+      if (also) also(n);
+      return n >= count ? coop::step::done : coop::step::more;
+    };
+  };
+  c.cooperate(named("X", 2));
+  c.cooperate(named("B", 2, [&](int n) {
+    if (n == 1) std::thread([&] { a->resume(); }).join();  // the tick holds the lock now
+  }));
+  a = c.cooperate(named("A", 2));
+  c.cooperate(named("C", 2));
+  // A re-posted tick takes several handlers (hops); run handlers until the tick ran.
+  while (log.empty()) BOOST_TEST_REQUIRE(ioc.run_one() == 1u);  // tick 1: X1
+  BOOST_TEST_REQUIRE(log.size() == 1u);
+  a->pause();     // outside a tick: A stays where it is until the tick meets it
+  budget = 4;
+  // Tick 2: B1 (A resumed from another thread meanwhile), C1, A1, X2.
+  while (log.size() == 1u) BOOST_TEST_REQUIRE(ioc.run_one() == 1u);
+  const std::vector<std::string> expected{"X1", "B1", "C1", "A1", "X2"};
+  BOOST_TEST(log == expected, boost::test_tools::per_element());
+  ioc.run();
+  BOOST_TEST(log.size() == 8u);
 }
