@@ -328,7 +328,6 @@ public:
     executor require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
     template <class F> void execute(F&&) const noexcept {}
     friend bool operator==(const executor&, const executor&) noexcept { return true; }
-    friend bool operator!=(const executor&, const executor&) noexcept { return false; }
   };
 };
 }  // namespace
