@@ -149,7 +149,8 @@ struct handler_log {
 
 /// Wraps an executor; every function submitted through it is timed and logged. Given to a
 /// cooperator (as any_io_executor), the strand on top of it submits one function per strand
-/// run, i.e. per tick: so the log holds the tick lengths measured from outside the library.
+/// run, i.e. per tick (nested inside the re-post's last hop on an io_context): so the log
+/// holds the tick lengths measured from outside the library.
 template <class Inner>
 class timed_executor {
 public:
@@ -158,6 +159,18 @@ public:
   template <class Function>
   void execute(Function&& f) const {
     inner_.execute([f = std::forward<Function>(f), log = log_]() mutable {
+      // On an io_context a re-posted tick enters the strand from inside its last hop
+      // (dispatch runs it inline): time only the outermost function, so that each tick
+      // is logged once. The hop before it runs no unit and is not logged either.
+      thread_local int depth = 0;
+      if (depth > 0) {
+        f();
+        return;
+      }
+      struct nest {
+        nest() noexcept { ++depth; }
+        ~nest() { --depth; }
+      } n;
       const auto delay = thread_run_delay();
       const auto before = log->now();
       const stopwatch watch;
