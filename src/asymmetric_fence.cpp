@@ -37,10 +37,11 @@ bool asymmetric_fences_available() noexcept {
   return available;
 }
 
-void heavy_fence() noexcept {
+bool heavy_fence() noexcept {
 #if defined(__linux__) && defined(SYS_membarrier) && !defined(COOP_TSAN)
-  // Cannot fail once registered; the answer was settled before any tick ran.
-  ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  return ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+  return false;
 #endif
 }
 

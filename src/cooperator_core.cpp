@@ -92,15 +92,20 @@ thread_local held_lock* innermost_held = nullptr;
 }  // namespace
 
 void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
-  // The caller's compare-and-swap was a full barrier. A unit of its own task (same
-  // thread) is the caller itself: nothing to wait for.
   // No units running: a tick starting later fences before its first unit, so it sees the
   // change (the caller's compare-and-swap and this load are sequentially consistent).
-  if (!units_running_.load(std::memory_order_seq_cst)) return;
+  const std::uint32_t epoch = units_epoch_.load(std::memory_order_seq_cst);
+  if (!(epoch & 1)) return;
+  // A unit of its own task (same thread) is the caller itself: nothing to wait for.
   if (this_thread_holds_lock()) return;
   // The tick only has a compiler barrier between publishing a task and reading its
-  // control word; make every running thread's stores visible before reading.
-  if (asymmetric_fences_) heavy_fence();
+  // control word; make every running thread's stores visible before reading. Should the
+  // kernel refuse (a seccomp filter installed after registration), wait for this tick's
+  // units to end instead: the next tick fences before its first unit.
+  if (asymmetric_fences_ && !heavy_fence()) {
+    while (units_epoch_.load(std::memory_order_seq_cst) == epoch) std::this_thread::yield();
+    return;
+  }
   while (running_task_.load(std::memory_order_seq_cst) == &t) std::this_thread::yield();
 }
 
@@ -635,8 +640,9 @@ void cooperator_core::park(task_base& t) noexcept {
 }
 
 void cooperator_core::make_runnable(task_base& t) noexcept {
-  // The task whose unit is running goes behind the others (its next turn).
-  runnable_.push_back(t, &t != current());
+  // The task whose unit is running goes behind the others (its next turn); so does the
+  // one whose unit has just ended while the requests left during that unit are applied.
+  runnable_.push_back(t, &t != current() && &t != just_ran_);
   t.place_ = task_place::runnable;
   note_change();
 }
@@ -644,6 +650,7 @@ void cooperator_core::make_runnable(task_base& t) noexcept {
 void cooperator_core::retire(task_base& t) noexcept {
   if (t.retired_) return;
   t.retired_ = true;
+  if (&t == just_ran_) just_ran_ = nullptr;  // it may be freed below
   --task_count_;
   if (t.place_ == task_place::runnable) runnable_.unlink(t);
   else if (t.place_ == task_place::parked) parked_.unlink(t);
@@ -764,15 +771,18 @@ void cooperator_core::run_tick() noexcept {
   drain_inbox();
   if (!running_.load(std::memory_order_relaxed) || runnable_.empty()) return;
   in_tick_ = true;
-  // Pairs with wait_out_unit(): a caller that reads false changed the control word
-  // before this point, so every claim below sees the change.
-  units_running_.store(true, std::memory_order_seq_cst);
+  // Pairs with wait_out_unit(): a caller that reads an even epoch changed the control
+  // word before this point, so every claim below sees the change. Only the lock holder
+  // writes the epoch.
+  const std::uint32_t epoch = units_epoch_.load(std::memory_order_relaxed) + 1;
+  units_epoch_.store(epoch, std::memory_order_seq_cst);
   if (asymmetric_fences_) full_fence();  // the claims' loads are relaxed then
   if (termination_) run_units_until_predicate();
   else run_units_for_slice();
-  units_running_.store(false, std::memory_order_release);
+  units_epoch_.store(epoch + 1, std::memory_order_release);
   in_tick_ = false;
   drain_inbox();
+  just_ran_ = nullptr;
   if (running_.load(std::memory_order_relaxed) && !runnable_.empty()) {
     try {
       schedule_tick(true);
@@ -797,14 +807,18 @@ void cooperator_core::run_units_until_predicate() noexcept {
     }
     const run_outcome outcome = t->run_one();
     running_task_.store(nullptr, std::memory_order_release);
+    const bool still_active = outcome == run_outcome::more && !current_finished_;
     after_unit(*t, outcome);
+    just_ran_ = still_active ? t : nullptr;  // retire() clears it
     bool end = true;
     try {
       end = !predicate || predicate();
     } catch (...) {
     }
     if (end) break;
-    if (interrupt_.load(std::memory_order_acquire) && handle_interrupt()) break;
+    const bool stop = interrupt_.load(std::memory_order_acquire) && handle_interrupt();
+    just_ran_ = nullptr;
+    if (stop) break;
   }
 }
 
@@ -827,32 +841,48 @@ void cooperator_core::run_units_for_slice() noexcept {
     return now >= deadline;
   };
 
+  task_base* ran = nullptr;  // the task whose unit just ended, if it is still active
   while (task_base* t = runnable_.next_in_round()) {
     if (!claim(*t)) [[unlikely]] {
       running_task_.store(nullptr, std::memory_order_release);
+      ran = nullptr;
       settle(*t);  // paused or finished from another thread: it must not run
       continue;
     }
+    ran = t;
     if (runnable_.single()) {
       // A lone task runs a batch of units inside its own run(): no virtual call per
       // unit. Any change ends the batch through interrupt_ or its control_.
       const run_result r = t->run(until_check, interrupt_);
       running_task_.store(nullptr, std::memory_order_release);
-      if (r.outcome != run_outcome::more) after_unit(*t, r.outcome);
+      if (r.outcome != run_outcome::more) {
+        after_unit(*t, r.outcome);
+        ran = nullptr;
+      }
       until_check -= r.units;
     } else {
       const run_outcome outcome = t->run_one();
       running_task_.store(nullptr, std::memory_order_release);
-      if (outcome != run_outcome::more) [[unlikely]] after_unit(*t, outcome);
+      if (outcome != run_outcome::more) [[unlikely]] {
+        after_unit(*t, outcome);
+        ran = nullptr;
+      }
       --until_check;
     }
     if (interrupt_.load(std::memory_order_acquire)) [[unlikely]] {
       // A task finished during its own unit raised changed_bit (note_change).
-      if (current_finished_) after_unit(*t, run_outcome::more);
-      if (handle_interrupt()) break;
+      if (current_finished_) {
+        after_unit(*t, run_outcome::more);
+        ran = nullptr;
+      }
+      just_ran_ = ran;
+      const bool end = handle_interrupt();
+      just_ran_ = ran = nullptr;  // what handle_interrupt() applied may have retired it
+      if (end) break;
     }
     if (until_check == 0 && clock_says_stop()) break;
   }
+  just_ran_ = ran;  // for the requests run_tick() applies after the units
   timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
   // Preempted by the timer: units got slower than the interval learned; relearn it.
   if (interrupt_.load(std::memory_order_relaxed) & preempt_bit) check_interval_ = 1;

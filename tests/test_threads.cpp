@@ -596,3 +596,38 @@ BOOST_AUTO_TEST_CASE(resume_from_another_thread_during_a_tick_joins_at_the_end) 
   ioc.run();
   BOOST_TEST(log.size() == 8u);
 }
+
+// The last task of a round pauses itself in its unit and another thread resumes it during
+// that unit (the resume waits in the inbox until the unit ends). Its next turn comes after
+// the others', as when the unit resumes itself: it does not run twice in a row.
+BOOST_AUTO_TEST_CASE(task_resumed_from_another_thread_during_its_own_unit_goes_behind) {
+  for (const bool slices : {true, false}) {
+    BOOST_TEST_CONTEXT((slices ? "time slices" : "termination predicate")) {
+      asio::io_context ioc;
+      coop::cooperator_options options;
+      options.slice = std::chrono::seconds(5);  // the whole run fits in one tick
+      if (!slices) options.termination = [] { return [] { return false; }; };
+      coop::cooperator c(ioc, std::move(options));
+      std::vector<std::string> log;
+      std::optional<coop::cooperative_task> t;
+      auto named = [&](std::string name, std::function<void(int)> also = {}) {
+        return [&log, name, also, n = 0]() mutable {
+          ++n;
+          log.push_back(name + std::to_string(n));
+          if (also) also(n);
+          return n >= 3 ? coop::step::done : coop::step::more;
+        };
+      };
+      c.cooperate(named("A"));
+      c.cooperate(named("B"));
+      t = c.cooperate(named("T", [&](int n) {
+        if (n != 1) return;
+        t->pause();
+        std::thread([&] { t->resume(); }).join();
+      }));
+      ioc.run();
+      const std::vector<std::string> expected{"A1", "B1", "T1", "A2", "B2", "T2", "A3", "B3", "T3"};
+      BOOST_TEST(log == expected, boost::test_tools::per_element());
+    }
+  }
+}

@@ -16,8 +16,10 @@ namespace coop::detail {
 bool asymmetric_fences_available() noexcept;
 
 /// Every thread of the process that is running executes a full barrier before this
-/// returns. Only called when asymmetric_fences_available().
-void heavy_fence() noexcept;
+/// returns true. Only called when asymmetric_fences_available(); false when the kernel
+/// refused after all (e.g. a seccomp filter installed since): the caller must not rely
+/// on it then.
+[[nodiscard]] bool heavy_fence() noexcept;
 
 /// A full fence (out of line: TSan builds never call it and do not support fences).
 void full_fence() noexcept;

@@ -275,9 +275,9 @@ private:
   // reads the task's control word, so a pause()/stop() from another thread either is
   // seen by that read or sees this and waits for the unit to end (Dekker).
   std::atomic<task_base*> running_task_{nullptr};
-  // True from the start of a tick's units to their end: a foreign
-  // pause()/stop() that reads false has nothing to wait for.
-  std::atomic<bool> units_running_{false};
+  // Odd from the start of a tick's units to their end: a foreign pause()/stop() that
+  // reads an even value has nothing to wait for.
+  std::atomic<std::uint32_t> units_epoch_{0};
   const bool asymmetric_fences_ = asymmetric_fences_available();
   std::mutex inbox_mutex_;
   std::vector<inbox_item> inbox_;
@@ -286,6 +286,9 @@ private:
   bool tick_posted_ = false;
   bool in_tick_ = false;
   bool current_finished_ = false;     // the running unit's task finished during the unit
+  // The task whose unit has just ended, while the requests left during that unit are
+  // applied: a resume from another thread during its unit sends it behind the others.
+  task_base* just_ran_ = nullptr;
   run_ring runnable_;
   task_list parked_;                  // paused or waiting on an operation
   std::size_t task_count_ = 0;        // tasks added and not yet retired
