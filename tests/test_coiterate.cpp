@@ -6,6 +6,8 @@
 
 #include <coop/coop.hpp>
 
+#include "support/exception_kind.hpp"
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -34,17 +36,7 @@ namespace asio = boost::asio;
 namespace {
 
 // "null", the exact dynamic type of a std::exception, or "non-std exception".
-std::string kind(const std::exception_ptr& ep) {
-  if (!ep) return "null";
-  try {
-    std::rethrow_exception(ep);
-  } catch (const std::exception& e) {
-    return boost::core::demangle(typeid(e).name());
-  } catch (...) {
-    return "non-std exception";
-  }
-}
-template <class E> std::string kind() { return boost::core::demangle(typeid(E).name()); }
+using coop_test::kind;
 
 struct unit_error : std::runtime_error {
   explicit unit_error(int i) : std::runtime_error("unit_error"), id(i) {}

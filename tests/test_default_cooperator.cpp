@@ -6,6 +6,7 @@
 
 #include <coop/coop.hpp>
 
+#include "support/exception_kind.hpp"
 #include "support/manual_executor.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -35,26 +36,8 @@ using log_t = std::vector<std::string>;
 
 namespace {
 
-std::string kind(const std::exception_ptr& ep) {
-  if (!ep) return "null";
-  try {
-    std::rethrow_exception(ep);
-  } catch (const std::exception& e) {
-    return boost::core::demangle(typeid(e).name());
-  } catch (...) {
-    return "non-std exception";
-  }
-}
-template <class E> std::string kind() { return boost::core::demangle(typeid(E).name()); }
-
-template <class F> std::string thrown_by(F&& f) {
-  try {
-    f();
-  } catch (...) {
-    return kind(std::current_exception());
-  }
-  return "no exception";
-}
+using coop_test::kind;
+using coop_test::thrown_by;
 
 struct unit_error : std::runtime_error {
   unit_error() : std::runtime_error("unit_error") {}

@@ -6,6 +6,7 @@
 
 #include <coop/coop.hpp>
 
+#include "support/exception_kind.hpp"
 #include "support/manual_executor.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -30,27 +31,8 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string kind(const std::exception_ptr& ep) {
-  if (!ep) return "null";
-  try {
-    std::rethrow_exception(ep);
-  } catch (const std::exception& e) {
-    return boost::core::demangle(typeid(e).name());
-  } catch (...) {
-    return "non-std exception";
-  }
-}
-template <class E> std::string kind() { return boost::core::demangle(typeid(E).name()); }
-
-// The exact type of what f() throws, "no exception" if nothing.
-template <class F> std::string thrown_by(F&& f) {
-  try {
-    f();
-  } catch (...) {
-    return kind(std::current_exception());
-  }
-  return "no exception";
-}
+using coop_test::kind;
+using coop_test::thrown_by;
 
 struct record {
   int calls = 0;

@@ -6,6 +6,8 @@
 
 #include <coop/coop.hpp>
 
+#include "support/exception_kind.hpp"
+
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
@@ -33,17 +35,7 @@ using boost::system::error_code;
 
 namespace {
 
-std::string kind(const std::exception_ptr& ep) {
-  if (!ep) return "null";
-  try {
-    std::rethrow_exception(ep);
-  } catch (const std::exception& e) {
-    return boost::core::demangle(typeid(e).name());
-  } catch (...) {
-    return "non-std exception";
-  }
-}
-template <class E> std::string kind() { return boost::core::demangle(typeid(E).name()); }
+using coop_test::kind;
 
 error_code code_of(const std::exception_ptr& ep) {
   try {

@@ -5,6 +5,7 @@
 
 #include <coop/coop.hpp>
 
+#include "support/exception_kind.hpp"
 #include "support/manual_executor.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -44,17 +45,7 @@ namespace {
 // What an exception_ptr holds, as a readable name: "null", the exact dynamic type of a
 // std::exception, or "non-std exception". Comparing names gives exact-type assertions
 // with useful failure messages.
-std::string kind(const std::exception_ptr& ep) {
-  if (!ep) return "null";
-  try {
-    std::rethrow_exception(ep);
-  } catch (const std::exception& e) {
-    return boost::core::demangle(typeid(e).name());
-  } catch (...) {
-    return "non-std exception";
-  }
-}
-template <class E> std::string kind() { return boost::core::demangle(typeid(E).name()); }
+using coop_test::kind;
 
 bool is_operation_aborted(const std::exception_ptr& ep) {
   if (!ep) return false;
