@@ -494,27 +494,22 @@ boost::system::error_code cooperator_core::pause(task_base& t) noexcept {
 
 boost::system::error_code cooperator_core::resume(task_base& t) noexcept {
   const bool held = this_thread_holds_lock();
-  if (held || mutex_.try_lock()) {
-    std::optional<lock> l;
-    if (!held) l.emplace(*this, std::adopt_lock);
-    std::uint32_t c = t.control_.load(std::memory_order_relaxed);
-    do {
-      if (control::pauses(c) == 0) return make_error_code(error::not_paused);
-    } while (!t.control_.compare_exchange_weak(c, c - control::one_pause, std::memory_order_acq_rel));
-    // A task that finished while paused stays finished: resuming it is a no-op.
-    if (control::pauses(c) == 1 && control::state(c) == task_state::active) settle(t, true);
-    return {};
-  }
-  // A tick holds the lock. The requeue bit keeps the runner from running the task where
-  // a lazy pause left it; the runner or the inbox moves it to the end.
+  std::optional<lock> l;
+  if (!held && mutex_.try_lock()) l.emplace(*this, std::adopt_lock);
+  const bool locked = held || l;
+  // Without the lock (a tick holds it) the requeue bit keeps the runner from running the
+  // task where a lazy pause left it; the runner or the inbox moves it to the end.
   std::uint32_t c = t.control_.load(std::memory_order_relaxed);
   bool requeue;
   do {
     if (control::pauses(c) == 0) return make_error_code(error::not_paused);
+    // A task that finished while paused stays finished: resuming it is a no-op.
     requeue = control::pauses(c) == 1 && control::state(c) == task_state::active;
-  } while (!t.control_.compare_exchange_weak(c, (c - control::one_pause) | (requeue ? control::requeue : 0),
+  } while (!t.control_.compare_exchange_weak(c, (c - control::one_pause) | (requeue && !locked ? control::requeue : 0),
                                              std::memory_order_acq_rel));
-  if (requeue) apply_or_leave(request::settle, t);
+  if (!requeue) return {};
+  if (locked) settle(t, true);
+  else apply_or_leave(request::settle, t);
   return {};
 }
 
