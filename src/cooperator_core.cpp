@@ -1,4 +1,5 @@
 #include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/strand_entry.hpp>
 
 
 #include <boost/asio/execution.hpp>
@@ -235,6 +236,11 @@ void cooperator_core::deliver(waiter_base& w, std::exception_ptr result) noexcep
   w.next_ = undelivered_;
   undelivered_ = &w;
   retry_needed();
+}
+
+void cooperator_core::redeliver(waiter_base& w, std::exception_ptr result) noexcept {
+  lock l(*this);
+  deliver(w, std::move(result));
 }
 
 void cooperator_core::retry_needed() noexcept {
@@ -686,26 +692,40 @@ void cooperator_core::note_change() noexcept {
 namespace {
 struct tick_handler {
   std::shared_ptr<cooperator_core> core;
-  void operator()() const noexcept { core->run_tick(); }
+  tick_handler(std::shared_ptr<cooperator_core> c) noexcept : core(std::move(c)) {}
+  tick_handler(tick_handler&&) noexcept = default;
+  tick_handler& operator=(tick_handler&&) = delete;
+  ~tick_handler() {
+    if (core) drop_guard::report_drop(core.get());  // dropped by an out-of-memory dispatch?
+  }
+  void operator()() noexcept {
+    std::shared_ptr<cooperator_core> c = std::move(core);  // ran: not dropped
+    c->run_tick();
+  }
 };
-}  // namespace
 
-namespace {
-// The tick's way back in: posts on the inner executor, then into the strand at once
-// (dispatch). An io_context queues what its reactor finds ready (timers, sockets) behind
-// the handlers already queued; a tick posted straight after the last one would run ahead
-// of I/O that became ready during the last one, so that I/O would wait two slices. So on
-// Asio's scheduler the tick hops twice: after the first hop the reactor has run, and what
-// it found is queued ahead of the second.
+struct tick_lost {
+  std::shared_ptr<cooperator_core> core;
+  void operator()() const noexcept { core->tick_post_failed(); }
+};
+
+using tick_entry = strand_entry<cooperator_core::executor_type, tick_handler, tick_lost>;
+
+tick_entry make_tick_entry(const cooperator_core::executor_type& strand, const std::shared_ptr<cooperator_core>& core) {
+  return tick_entry{strand, tick_handler{core}, core.get(), tick_lost{core}};
+}
+
+// The re-posted tick's first hop on Asio's scheduler. An io_context queues what its
+// reactor finds ready (timers, sockets) behind the handlers already queued; a tick posted
+// straight after the last one would run ahead of I/O that became ready during the last
+// one, so that I/O would wait two slices. After this hop the reactor has run, and what it
+// found is queued ahead of the tick's entry into the strand.
 struct hop_handler {
   cooperator_core::executor_type strand;
   std::shared_ptr<cooperator_core> core;
-  int hops_left;
-  void operator()() noexcept {
+  void operator()() const noexcept {
     try {
-      // Copies: `core` must outlive a post that throws.
-      if (--hops_left > 0) asio::post(strand.get_inner_executor(), hop_handler{strand, core, hops_left});
-      else asio::dispatch(strand, tick_handler{core});
+      asio::post(strand.get_inner_executor(), make_tick_entry(strand, core));
     } catch (...) {
       core->tick_post_failed();  // out of memory: nothing escapes into run()
     }
@@ -715,8 +735,10 @@ struct hop_handler {
 
 void cooperator_core::schedule_tick(bool from_tick) {
   if (tick_posted_ || !strand_) return;
-  if (from_tick) asio::post(strand_->get_inner_executor(), hop_handler{*strand_, shared_from_this(), hops_});
-  else asio::post(*strand_, tick_handler{shared_from_this()});
+  // Every tick enters the strand through its inner executor (strand_entry.hpp: a post to
+  // an idle strand that runs out of memory can leave Boost 1.81's strand locked for good).
+  if (from_tick && hops_ > 1) asio::post(strand_->get_inner_executor(), hop_handler{*strand_, shared_from_this()});
+  else asio::post(strand_->get_inner_executor(), make_tick_entry(*strand_, shared_from_this()));
   tick_posted_ = true;
 }
 

@@ -530,6 +530,54 @@ BOOST_AUTO_TEST_CASE(stop_from_outside_does_not_run_handlers_inside) {
   BOOST_TEST(kind(rec->result) == kind<coop::task_stopped>());
 }
 
+// A completion handler's exception escapes run(), as any Asio handler's does, also when the
+// completion enters the cooperator's strand from outside it (here: stop() from the test's
+// thread); the cooperator is not disturbed. On an io_context the exception is caught and
+// rethrown by run(); the manual executor lets it through the dispatch into the strand.
+template <class Context, class PollOne>
+void handler_exception_escapes(Context& ctx, PollOne poll_one) {
+  coop::cooperator coop(ctx, one_unit_per_tick());
+  int units = 0, other_units = 0;
+  auto task = coop.cooperate(forever(units));
+  auto other = coop.cooperate(counted(other_units, 3));
+  int calls = 0;
+  task.when_done([&calls](std::exception_ptr) {
+    ++calls;
+    throw std::logic_error("from the handler");
+  });
+  BOOST_TEST(poll_until(ctx, [&] { return units == 1; }));
+  task.stop();
+  int escaped = 0;
+  for (int i = 0; i < 1000; ++i) {
+    try {
+      if (poll_one() == 0) break;
+    } catch (const std::logic_error&) {
+      ++escaped;
+    }
+  }
+  BOOST_TEST(escaped == 1);
+  BOOST_TEST(calls == 1);
+  BOOST_TEST(units == 1);
+  BOOST_TEST(other_units == 3);
+  auto rec = std::make_shared<record>();
+  other.when_done(once_handler(rec));
+  for (int i = 0; i < 1000 && poll_one(); ++i) {
+  }
+  CHECK_ONCE(rec);
+}
+
+BOOST_AUTO_TEST_CASE(handler_exception_escapes_run_and_the_cooperator_goes_on) {
+  {
+    asio::io_context io;
+    handler_exception_escapes(io, [&io] {
+      io.restart();
+      return io.poll_one();
+    });
+  }
+  coop_test::manual_context ctx;
+  handler_exception_escapes(ctx, [&ctx] { return ctx.poll_one(); });
+}
+
 BOOST_AUTO_TEST_CASE(stop_from_inside_a_unit_does_not_run_handlers_inside) {
   asio::io_context io;
   coop::cooperator coop(io, one_unit_per_tick());

@@ -42,10 +42,12 @@ public:
       f = std::move(queue_.front());
       queue_.pop_front();
     }
-    polling_ctx* outer = polling_;
-    polling_ = this;
+    struct polling_scope {   // restored also when the function throws
+      polling_ctx* outer;
+      explicit polling_scope(polling_ctx* self) : outer(polling_) { polling_ = self; }
+      ~polling_scope() { polling_ = outer; }
+    } scope(this);
     f->call();
-    polling_ = outer;
     return 1;
   }
   // Runs what is queued, including what that queues, until the queue is empty.

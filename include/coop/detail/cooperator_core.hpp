@@ -175,6 +175,10 @@ public:
   /// (posted to the strand by cancel_wait, where the operation's handler also runs).
   template <class Emit> void cancel_pending_wait(task_base& t, std::uint32_t generation, Emit&& emit) noexcept;
 
+  /// Completes `w` again: its completion was dropped after leaving the lock (out of
+  /// memory while entering the handler's strand). Kept for a later retry if that fails too.
+  void redeliver(waiter_base& w, std::exception_ptr result) noexcept;
+
   /// Posts `f` to the strand (cancellation of awaited operations is emitted there).
   template <class F> void post_to_strand(F&& f);
 
@@ -304,10 +308,13 @@ private:
 
 }  // namespace coop::detail
 
-#include <boost/asio/post.hpp>
+#include <coop/detail/strand_entry.hpp>
 
 template <class F> void coop::detail::cooperator_core::post_to_strand(F&& f) {
-  if (strand_) asio::post(*strand_, std::forward<F>(f));
+  // Through the inner executor, so that running out of memory cannot lock the strand for
+  // good (strand_entry.hpp); a cancellation the dispatch drops is lost (the operation then
+  // runs to its own end).
+  if (strand_) post_into_strand(*strand_, std::forward<F>(f), nullptr, [] {});
 }
 
 template <class Emit>

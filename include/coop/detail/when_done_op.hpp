@@ -5,6 +5,8 @@
 #pragma once
 
 #include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/drop_guard.hpp>
+#include <coop/detail/strand_entry.hpp>
 #include <coop/detail/task_base.hpp>
 
 #include <boost/asio/associated_allocator.hpp>
@@ -61,19 +63,14 @@ public:
         stops_task_(stops_task) {}
 
   bool complete(std::exception_ptr result) noexcept override {
-    completion c(this, result);
+    drop_guard guard(this);
     try {
-      asio::post(work_, std::move(c));
+      send(completion(this, std::move(result)));
     } catch (...) {
-      // Out of memory. If Asio never took the completion, keep the op to try again;
-      // if it did, the op is queued (or was destroyed with Asio's own failed operation).
-      if (c.op) {
-        c.op = nullptr;
-        result_ = std::move(result);
-        return false;
-      }
+      // Out of memory. A dropped completion left the op and its result with us (its
+      // destructor saw the guard): the caller keeps it to try again.
     }
-    return true;
+    return !guard.dropped();
   }
 
   void destroy() noexcept override {
@@ -107,7 +104,9 @@ private:
     completion(completion&& other) noexcept : op(std::exchange(other.op, nullptr)), result(std::move(other.result)) {}
     completion& operator=(completion&&) = delete;
     ~completion() {
-      if (op) op->destroy();
+      if (!op) return;
+      if (drop_guard::report_drop(op)) op->result_ = std::move(result);  // a failed post: the poster keeps the op
+      else op->destroy();  // its queue was destroyed (the execution context shut down)
     }
     void operator()() {
       when_done_op* o = std::exchange(op, nullptr);
@@ -118,6 +117,26 @@ private:
       deallocate(o, alloc);
       std::move(handler)(std::move(result));
     }
+  };
+
+  // The handler's executor gets the completion; a strand (the cooperator's own, by
+  // default) is entered through its inner executor from outside (strand_entry.hpp).
+  void send(completion&& c) {
+    if constexpr (is_strand<work_executor>::value) {
+      if (!work_.running_in_this_thread()) {
+        asio::post(work_.get_inner_executor(),
+                   strand_entry<work_executor, completion, redeliver>{work_, std::move(c), this, redeliver{this}});
+        return;
+      }
+    }
+    asio::post(work_, std::move(c));
+  }
+
+  // The dispatch into the strand dropped the completion (out of memory): the op and its
+  // result are back with us; the cooperator posts it again.
+  struct redeliver {
+    when_done_op* op;
+    void operator()() const noexcept { op->task_->core_->redeliver(*op, std::move(op->result_)); }
   };
 
   void clear_slot() noexcept {

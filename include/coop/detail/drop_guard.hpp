@@ -1,0 +1,39 @@
+// Tells a poster that Asio dropped its handler. When a post runs out of memory, Asio has
+// already moved the handler into its own wrapper: it destroys it and throws. Only the
+// handler's destructor sees it go, so a handler whose loss matters reports itself to the
+// guard of the post in progress on its thread, and the poster keeps what it carried.
+#pragma once
+
+namespace coop::detail {
+
+class drop_guard {
+public:
+  /// Watches, for the guard's lifetime, for the handler known by `handler_id`.
+  explicit drop_guard(const void* handler_id) noexcept : id_(handler_id), outer_(innermost_) { innermost_ = this; }
+  ~drop_guard() { innermost_ = outer_; }
+  drop_guard(const drop_guard&) = delete;
+  drop_guard& operator=(const drop_guard&) = delete;
+
+  bool dropped() const noexcept { return dropped_; }
+
+  /// Called by a handler destroyed without having run: true when a post in progress on
+  /// this thread dropped it (its poster takes over); false when its queue was destroyed
+  /// (the execution context shut down).
+  static bool report_drop(const void* handler_id) noexcept {
+    for (drop_guard* g = innermost_; g; g = g->outer_) {
+      if (g->id_ == handler_id) {
+        g->dropped_ = true;
+        return true;
+      }
+    }
+    return false;
+  }
+
+private:
+  const void* id_;
+  drop_guard* outer_;
+  bool dropped_ = false;
+  static inline thread_local drop_guard* innermost_ = nullptr;
+};
+
+}  // namespace coop::detail
