@@ -618,9 +618,14 @@ BOOST_AUTO_TEST_CASE(constructing_a_cooperator) {
     check_usable(*c, ctx, found);
     return fired;
   }, [](const std::string& finding) -> std::string {
-    if (finding.find("the process died") != std::string::npos && strand_baseline().construction_crashes)
+    // Killed by a signal, or stopped by UBSan inside the strand service (ASan's heap fill
+    // makes the half-built impl's service pointer point nowhere).
+    const bool crashed = finding.find("the process died") != std::string::npos ||
+                         (finding.find("the process exited early") != std::string::npos &&
+                          finding.find("strand_executor_service") != std::string::npos);
+    if (crashed && strand_baseline().construction_crashes)
       return "Boost.Asio's strand construction crashes alone under the same failure (~strand_impl of a half-built "
-             "impl locks a null service mutex; test asio_strand_baseline)";
+             "impl locks the mutex of a service pointer never set; test asio_strand_baseline)";
     return stuck_strand_cause(finding);
   });
   BOOST_TEST(stats.points > 0);

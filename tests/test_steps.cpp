@@ -965,6 +965,52 @@ BOOST_AUTO_TEST_CASE(stop_then_the_operation_drops_its_handler) {
   BOOST_TEST(destroyed == 1);
 }
 
+// An operation that gives up (destroys its handler without calling it) fails the task
+// with operation_aborted: no completion will come, so the task must not wait forever.
+BOOST_AUTO_TEST_CASE(the_operation_drops_its_handler_while_the_task_waits) {
+  coop_test::manual_context ctx;
+  log_t log;
+  int destroyed = 0;
+  manual_op<error_code, std::size_t> op(ctx.get_executor());
+  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  auto t = c.cooperate(waits_once(log, op, destroyed));
+  auto o = watch(t);
+  ctx.poll();
+  BOOST_TEST(op.pending());
+  op.abandon();
+  ctx.poll();
+  CHECK_OUTCOME(*o, kind<boost::system::system_error>());
+  BOOST_TEST(code_of(o->ep) == error_code(asio::error::operation_aborted));
+  BOOST_TEST(log == (log_t{"a1"}), boost::test_tools::per_element());
+  BOOST_TEST(destroyed == 1);
+}
+
+// The same when the initiation itself drops the handler and returns normally: the wait
+// ends at once (the awaiter sees the drop), not never.
+BOOST_AUTO_TEST_CASE(an_initiation_that_drops_its_handler_fails_the_task) {
+  coop_test::manual_context ctx;
+  log_t log;
+  int destroyed = 0;
+  int other_units = 0;
+  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  auto body = [](log_t& log, int& destroyed) -> coop::steps {
+    frame_probe probe{&destroyed};
+    log.push_back("before");
+    co_yield asio::async_initiate<decltype(asio::deferred), void(error_code)>(
+        [](auto handler) { auto gone = std::move(handler); }, asio::deferred);
+    log.push_back("after");
+  };
+  auto t = c.cooperate(body(log, destroyed));
+  auto o = watch(t);
+  auto other = c.cooperate([&other_units] { return ++other_units == 3 ? coop::step::done : coop::step::more; });
+  ctx.poll();
+  CHECK_OUTCOME(*o, kind<boost::system::system_error>());
+  BOOST_TEST(code_of(o->ep) == error_code(asio::error::operation_aborted));
+  BOOST_TEST(log == (log_t{"before"}), boost::test_tools::per_element());
+  BOOST_TEST(destroyed == 1);
+  BOOST_TEST(other_units == 3);
+}
+
 BOOST_AUTO_TEST_CASE(a_unit_that_stops_its_own_task_then_yields_an_operation) {
   coop_test::manual_context ctx;
   log_t log;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/drop_guard.hpp>
 #include <coop/detail/task_base.hpp>
 
 #include <boost/asio/async_result.hpp>
@@ -122,16 +123,17 @@ public:
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<>) {
     if (!task_.core_->begin_wait(task_)) return;  // the unit stopped its own task
-    task_.initiating_ = true;
+    // A handler the initiation destroys without calling it reports to this guard (on
+    // this thread only), and the awaiter decides: the initiation threw, or it gave up.
+    drop_guard guard(&task_);
     try {
       std::move(op_)(operation_handler<signature>(task_ptr(&task_), &result_));
     } catch (...) {
       // The initiation threw: no wait began; the exception goes on into the coroutine.
-      task_.initiating_ = false;
       task_.core_->undo_wait(task_);
       throw;
     }
-    task_.initiating_ = false;
+    if (guard.dropped()) task_.core_->wait_abandoned(task_);  // no completion will come
   }
   auto await_resume() { return yield_value_of<values>::take(std::move(*result_)); }
 
@@ -156,8 +158,8 @@ public:
   operation_handler(operation_handler&&) noexcept = default;
   operation_handler& operator=(operation_handler&&) = delete;
   ~operation_handler() {
-    // Destroyed without being called; while the initiation runs, the awaiter decides.
-    if (task_ && !task_->initiating_) task_->core_->wait_abandoned(*task_);
+    // Destroyed without being called; inside the initiation, the awaiter decides.
+    if (task_ && !drop_guard::report_drop(task_.get())) task_->core_->wait_abandoned(*task_);
   }
 
   /// The cooperator's strand: the result and the units never race.

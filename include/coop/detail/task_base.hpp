@@ -93,7 +93,6 @@ public:
   task_place place_ = task_place::none;
   bool retired_ = false;                    // finished and gone from the cooperator
   bool waiting_ = false;                    // coroutine work: waiting on an operation
-  bool initiating_ = false;                 // coroutine work: inside an operation's initiation
 
 protected:
   task_base() = default;
