@@ -260,6 +260,37 @@ BOOST_AUTO_TEST_CASE(a_job_runs_to_done_and_finished_jobs_refuse_control) {
   BOOST_TEST(o.at("digest").as_string() == expected_digest(1, "sha512"));
 }
 
+// The registry forgets the oldest finished jobs beyond the limit, never a running or
+// paused one: a long-lived server does not grow with every job it ran.
+BOOST_AUTO_TEST_CASE(old_finished_jobs_are_forgotten_running_and_paused_ones_kept) {
+  coop_demo::server_options options;
+  options.finished_jobs_kept = 2;
+  running_server s(options);
+  client c(s.port());
+  // A long job, paused at once: it must survive every eviction below.
+  const auto paused = id_of(c.call_json(http::verb::post, "/jobs?kind=sha256&mib=4096", http::status::created));
+  BOOST_TEST(state_of(c.call_json(http::verb::post, "/jobs/" + std::to_string(paused) + "/pause", http::status::ok)) ==
+             "paused");
+  std::vector<std::uint64_t> finished;
+  for (int i = 0; i < 4; ++i) {
+    const auto id = id_of(c.call_json(http::verb::post, "/jobs?kind=sha256&mib=1", http::status::created));
+    wait_for_job(s, id);
+    finished.push_back(id);
+  }
+  // The fourth creation saw three finished jobs and forgot the oldest; the fourth job
+  // finished afterwards, so the next creation forgets one more.
+  const auto last = id_of(c.call_json(http::verb::post, "/jobs?kind=sha256&mib=1", http::status::created));
+  wait_for_job(s, last);
+  std::vector<std::uint64_t> listed;
+  const json::value list = c.call_json(http::verb::get, "/jobs", http::status::ok);
+  for (const auto& j : list.as_array()) listed.push_back(id_of(j));
+  const std::vector<std::uint64_t> expected{paused, finished[2], finished[3], last};
+  BOOST_TEST(listed == expected, boost::test_tools::per_element());
+  check_error(c.call_json(http::verb::get, "/jobs/" + std::to_string(finished[0]), http::status::not_found));
+  BOOST_TEST(state_of(c.call_json(http::verb::get, "/jobs/" + std::to_string(paused), http::status::ok)) == "paused");
+  c.call_json(http::verb::post, "/jobs/" + std::to_string(paused) + "/stop", http::status::ok);
+}
+
 BOOST_AUTO_TEST_CASE(jobs_spread_over_several_cooperators) {
   coop_demo::server_options options;
   options.cooperators = 2;

@@ -263,7 +263,22 @@ std::shared_ptr<job> job_registry::create(std::string kind, std::uint64_t mib, b
   std::lock_guard lock(mutex_);
   auto j = std::make_shared<job>(next_id_++, std::move(kind), mib, naive);
   jobs_.emplace(j->id, j);
+  forget_old_finished_locked();
   return j;
+}
+
+void job_registry::forget_old_finished_locked() {
+  // Ids grow, so the map's order is age: the oldest finished jobs go first.
+  std::size_t finished = 0;
+  for (const auto& [id, j] : jobs_) finished += j->finished() ? 1 : 0;
+  for (auto it = jobs_.begin(); finished > finished_kept_ && it != jobs_.end();) {
+    if (it->second->finished()) {
+      it = jobs_.erase(it);
+      --finished;
+    } else {
+      ++it;
+    }
+  }
 }
 
 std::shared_ptr<job> job_registry::find(std::uint64_t id) const {

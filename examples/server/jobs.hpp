@@ -147,13 +147,19 @@ private:
 /// stop was requested. Exceptions from a chunk mark the job failed.
 void run_blocking(job& j, const unit_hook& hook);
 
+/// The server's jobs: every running or paused one, and the `finished_kept` most recent
+/// finished ones (a server that runs for months must not grow with every job it ran).
 class job_registry {
 public:
+  explicit job_registry(std::size_t finished_kept = 1000) : finished_kept_(finished_kept) {}
   std::shared_ptr<job> create(std::string kind, std::uint64_t mib, bool naive);
   std::shared_ptr<job> find(std::uint64_t id) const;
   std::vector<std::shared_ptr<job>> all() const;
 
 private:
+  void forget_old_finished_locked();
+
+  const std::size_t finished_kept_;
   mutable std::mutex mutex_;
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, std::shared_ptr<job>> jobs_;

@@ -44,7 +44,7 @@ class session;
 
 struct server::state : std::enable_shared_from_this<server::state> {
   state(asio::io_context& ioc_, server_options options_)
-      : ioc(ioc_), options(std::move(options_)), acceptor(asio::make_strand(ioc_)) {
+      : ioc(ioc_), options(std::move(options_)), jobs(options.finished_jobs_kept), acceptor(asio::make_strand(ioc_)) {
     for (std::size_t i = 0; i < std::max<std::size_t>(1, options.cooperators); ++i)
       cooperators.push_back(std::make_unique<coop::cooperator>(ioc_.get_executor(), options.cooperator));
   }
