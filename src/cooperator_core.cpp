@@ -551,8 +551,10 @@ void cooperator_core::undo_wait(task_base& t) noexcept {
   settle(t);
 }
 
-void cooperator_core::end_wait(task_base& t, std::exception_ptr failure, void (*deliver)(void*), void* arg) noexcept {
+void cooperator_core::end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure,
+                               void (*deliver)(void*), void* arg) noexcept {
   lock l(*this);
+  if (!t.waiting_ || t.wait_generation_ != generation) return;  // a handler of an earlier wait
   t.waiting_ = false;
   if (control::state(t.control_.load(std::memory_order_acquire)) == task_state::active) {
     if (failure) {
@@ -567,9 +569,9 @@ void cooperator_core::end_wait(task_base& t, std::exception_ptr failure, void (*
   settle(t);
 }
 
-void cooperator_core::wait_abandoned(task_base& t) noexcept {
+void cooperator_core::wait_abandoned(task_base& t, std::uint32_t generation) noexcept {
   lock l(*this);
-  if (!t.waiting_) return;
+  if (!t.waiting_ || t.wait_generation_ != generation) return;
   t.waiting_ = false;
   if (control::state(t.control_.load(std::memory_order_acquire)) == task_state::active) {
     t.failure_ = operation_aborted_exception;
@@ -700,6 +702,7 @@ struct tick_handler {
   }
   void operator()() noexcept {
     std::shared_ptr<cooperator_core> c = std::move(core);  // ran: not dropped
+    drop_guard::report_run(c.get());  // a tick re-posted (and dropped) inside is another one
     c->run_tick();
   }
 };

@@ -19,6 +19,8 @@
 #include "support/manual_executor.hpp"
 
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/core/demangle.hpp>
 #include <boost/version.hpp>
@@ -842,6 +844,85 @@ BOOST_AUTO_TEST_CASE(ticks) {
       if (e.w->calls == 0) found(std::string("a wait (expecting ") + e.result + ") was never completed: lost");
     return fired;
   }, stuck_strand_cause);
+  BOOST_TEST(stats.points > 0);
+}
+
+// Failures inside ticks on an executor where a tick enters the strand in one hop (the
+// manual executor): a tick whose re-post fails inside the running tick is posted again
+// once, never as a second chain of ticks (the cooperator would then take two turns of the
+// executor for one).
+BOOST_AUTO_TEST_CASE(ticks_one_hop_never_two_chains) {
+  watchdog dog("ticks_one_hop_never_two_chains");
+  auto stats = inject_everywhere("ticks (one hop)", [](long n, findings& found, injection_stats& stats) {
+    manual_context ctx;
+    coop::cooperator c(ctx, {.termination = one_unit_per_tick()});
+    int units = 0;
+    auto t = c.cooperate(counted_work{&units, 200});
+    for (int i = 0; i < 5; ++i) ctx.poll_one();
+    alloc::arm(n);
+    for (int i = 0; i < 4; ++i) {
+      try {
+        ctx.poll_one();
+      } catch (const std::bad_alloc&) {
+        ++stats.surfaced;
+      }
+    }
+    bool fired = alloc::disarm();
+    for (int i = 0; i < 40; ++i) {
+      if (ctx.queued() > 1) {
+        found(std::to_string(ctx.queued()) + " handlers queued for one runnable task: a second chain of ticks");
+        break;
+      }
+      ctx.poll_one();
+    }
+    check_usable(c, ctx, found);
+    c.stop();
+    drain(ctx, found);
+    return fired;
+  });
+  BOOST_TEST(stats.points > 0);
+}
+
+// Stopping a coroutine task that waits on an operation sends the operation terminal
+// cancellation through the strand. When that post runs out of memory the cancellation is
+// lost (documented: the operation runs to its own end), but nothing may escape into
+// run(), and the stopped task's wait completes once. Armed while stop()'s two posts (the
+// cancellation, the wait's completion) enter the strand; not while the timer completes:
+// a handler bound to a strand that Asio's own operation cannot dispatch for lack of
+// memory throws out of run() in Asio's code (handler_work), with or without coop.
+BOOST_AUTO_TEST_CASE(cancellation_of_a_waiting_coroutine) {
+  watchdog dog("cancellation_of_a_waiting_coroutine");
+  auto stats = inject_everywhere("stop of a waiting coroutine", [](long n, findings& found, injection_stats&) {
+    asio::io_context ctx;
+    coop::cooperator c(ctx);
+    asio::steady_timer timer(ctx, std::chrono::hours(1));
+    int after = 0;
+    wait_record w;
+    auto body = [](asio::steady_timer& t, int& after) -> coop::steps {
+      co_yield t.async_wait(asio::deferred);
+      ++after;
+    };
+    auto t = c.cooperate(body(timer, after));
+    t.when_done(counted_handler{&w});
+    for (int i = 0; i < 10; ++i) ctx.poll_one();
+    t.stop();
+    alloc::arm(n);
+    for (int i = 0; i < 2; ++i) {
+      try {
+        ctx.poll_one();
+      } catch (const std::exception& e) {
+        found(std::string("an exception escaped the executor: ") + boost::core::demangle(typeid(e).name()));
+      }
+    }
+    bool fired = alloc::disarm();
+    timer.cancel();  // whether or not the cancellation got through
+    ctx.restart();
+    drain(ctx, found);
+    if (w.calls != 1 || w.result != std::string("coop::task_stopped"))
+      found("the stopped task's wait completed " + std::to_string(w.calls) + " times, with " + std::string(w.result));
+    if (after != 0) found("the task ran on after stop()");
+    return fired;
+  });
   BOOST_TEST(stats.points > 0);
 }
 

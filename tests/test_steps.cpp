@@ -1011,6 +1011,45 @@ BOOST_AUTO_TEST_CASE(an_initiation_that_drops_its_handler_fails_the_task) {
   BOOST_TEST(other_units == 3);
 }
 
+// A broken operation keeps the handler of a wait whose initiation threw; when it lets go
+// of that handler later, during the task's next wait, the next wait is not affected.
+BOOST_AUTO_TEST_CASE(a_handler_of_an_earlier_wait_does_not_end_the_current_one) {
+  coop_test::manual_context ctx;
+  log_t log;
+  int destroyed = 0;
+  std::shared_ptr<void> kept;  // the stale handler
+  manual_op<error_code, std::size_t> op(ctx.get_executor());
+  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  auto body = [](log_t& log, int& destroyed, std::shared_ptr<void>& kept,
+                 manual_op<error_code, std::size_t>& op) -> coop::steps {
+    frame_probe probe{&destroyed};
+    try {
+      co_yield asio::async_initiate<decltype(asio::deferred), void(error_code)>(
+          [&kept](auto handler) {
+            kept = std::make_shared<decltype(handler)>(std::move(handler));
+            throw std::runtime_error("initiation failed");
+          },
+          asio::deferred);
+    } catch (const std::runtime_error&) {
+      log.push_back("threw");
+    }
+    std::size_t n = co_yield op.async_wait(asio::deferred);
+    log.push_back("got " + std::to_string(n));
+  };
+  auto t = c.cooperate(body(log, destroyed, kept, op));
+  auto o = watch(t);
+  ctx.poll();
+  BOOST_REQUIRE(op.pending());
+  kept.reset();  // destroyed without being called, while the second wait is pending
+  ctx.poll();
+  BOOST_TEST(o->calls == 0);
+  op.complete(error_code(), 7);
+  ctx.poll();
+  CHECK_OUTCOME(*o, "null");
+  BOOST_TEST(log == (log_t{"threw", "got 7"}), boost::test_tools::per_element());
+  BOOST_TEST(destroyed == 1);
+}
+
 BOOST_AUTO_TEST_CASE(a_unit_that_stops_its_own_task_then_yields_an_operation) {
   coop_test::manual_context ctx;
   log_t log;

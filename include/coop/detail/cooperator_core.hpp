@@ -168,9 +168,10 @@ public:
   /// otherwise, if the task is still active, `deliver(arg)` stores the result (under the
   /// lock, so a concurrent stop() cannot destroy the coroutine frame meanwhile) and the
   /// task rejoins the run order unless the user paused it.
-  void end_wait(task_base& t, std::exception_ptr failure, void (*deliver)(void*), void* arg) noexcept;
+  void end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure, void (*deliver)(void*),
+                void* arg) noexcept;
   /// The awaited operation's handler is gone without being called.
-  void wait_abandoned(task_base& t) noexcept;
+  void wait_abandoned(task_base& t, std::uint32_t generation) noexcept;
   /// Emits terminal cancellation to wait `generation` of `t` if it is still pending
   /// (posted to the strand by cancel_wait, where the operation's handler also runs).
   template <class Emit> void cancel_pending_wait(task_base& t, std::uint32_t generation, Emit&& emit) noexcept;
@@ -179,8 +180,9 @@ public:
   /// memory while entering the handler's strand). Kept for a later retry if that fails too.
   void redeliver(waiter_base& w, std::exception_ptr result) noexcept;
 
-  /// Posts `f` to the strand (cancellation of awaited operations is emitted there).
-  template <class F> void post_to_strand(F&& f);
+  /// Posts `f` to the strand (cancellation of awaited operations is emitted there);
+  /// `id`: an address that names this post while it is in flight.
+  template <class F> void post_to_strand(const void* id, F&& f);
 
   /// One tick: runs units round-robin until the slice or the predicate ends it. Called
   /// by the tick the cooperator posts to its strand.
@@ -310,11 +312,12 @@ private:
 
 #include <coop/detail/strand_entry.hpp>
 
-template <class F> void coop::detail::cooperator_core::post_to_strand(F&& f) {
+template <class F> void coop::detail::cooperator_core::post_to_strand(const void* id, F&& f) {
   // Through the inner executor, so that running out of memory cannot lock the strand for
   // good (strand_entry.hpp); a cancellation the dispatch drops is lost (the operation then
-  // runs to its own end).
-  if (strand_) post_into_strand(*strand_, std::forward<F>(f), nullptr, [] {});
+  // runs to its own end), and nothing escapes into run().
+  if (strand_)
+    post_into_strand(*strand_, drop_reporting<std::decay_t<F>>(std::forward<F>(f), id), id, [] {});
 }
 
 template <class Emit>

@@ -122,18 +122,19 @@ public:
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<>) {
-    if (!task_.core_->begin_wait(task_)) return;  // the unit stopped its own task
+    const std::uint32_t generation = task_.core_->begin_wait(task_);
+    if (!generation) return;  // the unit stopped its own task
     // A handler the initiation destroys without calling it reports to this guard (on
     // this thread only), and the awaiter decides: the initiation threw, or it gave up.
-    drop_guard guard(&task_);
+    drop_guard guard(&task_, generation);
     try {
-      std::move(op_)(operation_handler<signature>(task_ptr(&task_), &result_));
+      std::move(op_)(operation_handler<signature>(task_ptr(&task_), generation, &result_));
     } catch (...) {
       // The initiation threw: no wait began; the exception goes on into the coroutine.
       task_.core_->undo_wait(task_);
       throw;
     }
-    if (guard.dropped()) task_.core_->wait_abandoned(task_);  // no completion will come
+    if (guard.dropped()) task_.core_->wait_abandoned(task_, generation);  // no completion will come
   }
   auto await_resume() { return yield_value_of<values>::take(std::move(*result_)); }
 
@@ -153,13 +154,15 @@ public:
   using executor_type = cooperator_core::executor_type;
   using cancellation_slot_type = asio::cancellation_slot;
 
-  operation_handler(task_ptr task, std::optional<values>* result) noexcept
-      : task_(std::move(task)), result_(result) {}
+  operation_handler(task_ptr task, std::uint32_t generation, std::optional<values>* result) noexcept
+      : task_(std::move(task)), generation_(generation), result_(result) {}
   operation_handler(operation_handler&&) noexcept = default;
   operation_handler& operator=(operation_handler&&) = delete;
   ~operation_handler() {
-    // Destroyed without being called; inside the initiation, the awaiter decides.
-    if (task_ && !drop_guard::report_drop(task_.get())) task_->core_->wait_abandoned(*task_);
+    // Destroyed without being called; inside the initiation, the awaiter decides. A
+    // handler of an earlier wait (kept by an initiation that threw) changes nothing.
+    if (task_ && !drop_guard::report_drop(task_.get(), generation_))
+      task_->core_->wait_abandoned(*task_, generation_);
   }
 
   /// The cooperator's strand: the result and the units never race.
@@ -171,7 +174,13 @@ public:
     task_ptr task = std::move(task_);
     std::exception_ptr failure;
     std::tuple<A&&...> refs(std::forward<A>(args)...);
-    if constexpr (traits::has_error) failure = failure_of(std::get<0>(refs));
+    if constexpr (traits::has_error) {
+      try {
+        failure = failure_of(std::get<0>(refs));
+      } catch (...) {
+        failure = std::current_exception();  // out of memory: the task fails with that
+      }
+    }
     struct delivery {
       std::optional<values>* result;
       std::tuple<A&&...>* refs;
@@ -185,11 +194,12 @@ public:
                      std::move(*d->refs));
       }
     } d{result_, &refs};
-    task->core_->end_wait(*task, std::move(failure), &delivery::deliver, &d);
+    task->core_->end_wait(*task, generation_, std::move(failure), &delivery::deliver, &d);
   }
 
 private:
   task_ptr task_;
+  std::uint32_t generation_;  // which wait of the task this handler ends
   std::optional<values>* result_;
 };
 

@@ -49,7 +49,7 @@ public:
     // Emitted on the strand, where the operation's handler runs: the slot is never used
     // concurrently with the operation's own use of it.
     try {
-      core_->post_to_strand([self = task_ptr(this), generation = wait_generation_] {
+      core_->post_to_strand(&signal_, [self = task_ptr(this), generation = wait_generation_] {
         auto& task = static_cast<steps_task_base&>(*self);
         task.core_->cancel_pending_wait(task, generation,
                                         [&] { task.signal_.emit(asio::cancellation_type::terminal); });

@@ -44,6 +44,29 @@ struct strand_entry {
   }
 };
 
+/// A handler that has nothing to hand back when dropped (its loss is accepted) still
+/// reports the drop, so that the entry does not take the failed dispatch for an exception
+/// from a handler and let it escape into run().
+template <class F>
+class drop_reporting {
+public:
+  drop_reporting(F f, const void* id) : f_(std::move(f)), id_(id) {}
+  drop_reporting(drop_reporting&& other) noexcept(std::is_nothrow_move_constructible_v<F>)
+      : f_(std::move(other.f_)), id_(std::exchange(other.id_, nullptr)) {}
+  drop_reporting& operator=(drop_reporting&&) = delete;
+  ~drop_reporting() {
+    if (id_) drop_guard::report_drop(id_);
+  }
+  void operator()() {
+    drop_guard::report_run(std::exchange(id_, nullptr));
+    f_();
+  }
+
+private:
+  F f_;
+  const void* id_;
+};
+
 /// Posts `handler` to `strand` (never runs it inline). Throws, with nothing queued, when
 /// out of memory.
 template <class Strand, class Handler, class OnDrop>

@@ -110,6 +110,7 @@ private:
     }
     void operator()() {
       when_done_op* o = std::exchange(op, nullptr);
+      drop_guard::report_run(o);  // the op is freed below: its address may come back
       o->clear_slot();
       allocator_type alloc(asio::get_associated_allocator(o->handler_));
       Handler handler(std::move(o->handler_));
