@@ -4,8 +4,11 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <vector>
+
+#include <pthread.h>
 
 namespace coop::detail::preemption_timer {
 namespace {
@@ -70,6 +73,10 @@ private:
         });
   }
 
+  friend void prepare_fork() noexcept;
+  friend void parent_after_fork() noexcept;
+  friend void child_after_fork() noexcept;
+
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<entry*> entries_;
@@ -77,9 +84,27 @@ private:
   std::thread thread_;
 };
 
+timer_thread& instance();
+
+// fork() from a process with cooperators (a server spawning a helper, a test forking per
+// case): the child must not inherit the mutex locked by this thread. The child has no
+// timer thread (its cooperators still run; only the backstop preemption and the retry of
+// posts that ran out of memory wait for the next lock release instead).
+void prepare_fork() noexcept { instance().mutex_.lock(); }
+void parent_after_fork() noexcept { instance().mutex_.unlock(); }
+void child_after_fork() noexcept {
+  timer_thread& t = instance();
+  new (&t.cv_) std::condition_variable();  // no one waits on it here
+  t.mutex_.unlock();
+}
+
 // Never destroyed: the thread runs until the process exits, and cores may tick until then.
 timer_thread& instance() {
-  static timer_thread* t = new timer_thread;
+  static timer_thread* t = [] {
+    auto* made = new timer_thread;
+    ::pthread_atfork(&prepare_fork, &parent_after_fork, &child_after_fork);
+    return made;
+  }();
   return *t;
 }
 
