@@ -123,14 +123,10 @@ private:
   // The handler's executor gets the completion; a strand (the cooperator's own, by
   // default) is entered through its inner executor from outside (strand_entry.hpp).
   void send(completion&& c) {
-    if constexpr (is_strand<work_executor>::value) {
-      if (!work_.running_in_this_thread()) {
-        asio::post(work_.get_inner_executor(),
-                   strand_entry<work_executor, completion, redeliver>{work_, std::move(c), this, redeliver{this}});
-        return;
-      }
-    }
-    asio::post(work_, std::move(c));
+    if constexpr (is_strand<work_executor>::value)
+      post_into_strand(work_, std::move(c), this, redeliver{this});
+    else
+      asio::post(work_, std::move(c));
   }
 
   // The dispatch into the strand dropped the completion (out of memory): the op and its
