@@ -24,20 +24,7 @@ const std::exception_ptr operation_aborted_exception =
     std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
 }  // namespace
 
-// ---- task_list and run_ring ---------------------------------------------------------
-
-void task_list::push_back(task_base& t) noexcept {
-  t.next_ = nullptr;
-  t.prev_ = tail_;
-  (tail_ ? tail_->next_ : head_) = &t;
-  tail_ = &t;
-}
-
-void task_list::unlink(task_base& t) noexcept {
-  (t.prev_ ? t.prev_->next_ : head_) = t.next_;
-  (t.next_ ? t.next_->prev_ : tail_) = t.prev_;
-  t.next_ = t.prev_ = nullptr;
-}
+// ---- run_ring ---------------------------------------------------------
 
 void run_ring::push_back(task_base& t, bool join_round) noexcept {
   if (!join_round && read_ == slots_.size()) {
@@ -410,6 +397,7 @@ void cooperator_core::add(task_base& t) {
   try {
     // What can throw comes first: if it does, nothing was added.
     runnable_.reserve(task_count_ + 1);
+    parked_.reserve(task_count_ + 1);
     if (!stopped_ && running_.load(std::memory_order_relaxed) && !in_tick_) schedule_tick();
   } catch (...) {
     t.release();
@@ -445,7 +433,7 @@ void cooperator_core::stop_locked() noexcept {
     try_finish(*t, task_state::scheduler_stopped);
     retire(*t);
   }
-  while (task_base* t = parked_.front()) {
+  while (task_base* t = parked_.any()) {
     try_finish(*t, task_state::scheduler_stopped);
     retire(*t);
   }
@@ -595,16 +583,22 @@ std::exception_ptr cooperator_core::result_of(const task_base& t) noexcept {
 
 void cooperator_core::settle(task_base& t, bool requeue) noexcept {
   if (t.place_ == task_place::none && !t.retired_) {
-    // A new task: make room for it in the run ring, so placing it never allocates.
+    // A new task: make room for it in both rings, so placing it never allocates. Without
+    // room it fails at once and is never placed.
+    bool room = true;
     try {
       runnable_.reserve(task_count_ + 1);
+      parked_.reserve(task_count_ + 1);
     } catch (...) {
+      room = false;
       t.failure_ = std::current_exception();
       try_finish(t, task_state::failed);
     }
     ++task_count_;
-    parked_.push_back(t);
-    t.place_ = task_place::parked;
+    if (room) {
+      parked_.push_back(t);
+      t.place_ = task_place::parked;
+    }
   }
   if (t.retired_) {
     // Finished earlier; an operation it waited on has now let go of its work.

@@ -60,9 +60,11 @@ public:
   friend bool operator==(const cooperative_task&, const cooperative_task&) = default;
 
   /// Internal: adopts a task reference.
-  explicit cooperative_task(detail::task_ptr task) noexcept : task_(std::move(task)) {}
+  cooperative_task(std::shared_ptr<detail::cooperator_core> core, detail::task_ptr task) noexcept
+      : core_(std::move(core)), task_(std::move(task)) {}
 
 private:
+  std::shared_ptr<detail::cooperator_core> core_;  // kept here, not in the task: see task_base.hpp
   detail::task_ptr task_;
 };
 

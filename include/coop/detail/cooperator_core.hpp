@@ -38,22 +38,13 @@ namespace coop::detail {
 
 namespace asio = boost::asio;
 
-/// An intrusive list of tasks (the parked ones).
-class task_list {
-public:
-  task_base* front() const noexcept { return head_; }
-  void push_back(task_base& t) noexcept;
-  void unlink(task_base& t) noexcept;
-
-private:
-  task_base* head_ = nullptr;
-  task_base* tail_ = nullptr;
-};
-
 /// The runnable tasks in join order, walked round-robin. An array of task pointers, not a
 /// linked list: walking it reads memory in sequence and the tasks ahead can be fetched
 /// early, where a list is a chain of dependent loads. Removal leaves a hole (O(1));
 /// the walk closes holes as it goes, keeping the order.
+///
+/// The parked tasks are kept in one too (never walked): a task is in one ring at a time and
+/// its slot_ indexes that one, so the task needs no list links.
 ///
 /// Layout: slots_[0, write_) the tasks visited this round; [write_, read_) stale;
 /// [read_, size) the rest of the round. A task appended before the walk passes the end
@@ -296,7 +287,7 @@ private:
   // applied: a resume from another thread during its unit sends it behind the others.
   task_base* just_ran_ = nullptr;
   run_ring runnable_;
-  task_list parked_;                  // paused or waiting on an operation
+  run_ring parked_;                   // paused or waiting on an operation
   std::size_t task_count_ = 0;        // tasks added and not yet retired
   std::uint32_t check_interval_ = 1;  // units between clock reads, adapted per tick
   std::chrono::nanoseconds check_period_;

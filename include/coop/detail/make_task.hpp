@@ -7,6 +7,7 @@
 #include <coop/steps.hpp>
 
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <type_traits>
 
@@ -15,6 +16,11 @@ namespace coop::detail {
 template <class T> struct is_std_function : std::false_type {};
 template <class R, class... A> struct is_std_function<std::function<R(A...)>> : std::true_type {};
 
+inline task_base* with_core(steps_task_base* t, const std::shared_ptr<cooperator_core>& core) noexcept {
+  t->core_ = core;
+  return t;
+}
+
 template <class W, class Result>
 concept callable_returning = std::is_invocable_v<W&> && std::is_same_v<std::invoke_result_t<W&>, Result>;
 template <class W>
@@ -22,9 +28,9 @@ inline constexpr bool is_step_callable = callable_returning<W, step>;
 template <class W>
 inline constexpr bool is_steps_callable = callable_returning<W, steps>;
 
-/// A `new` task holding `work`, with one reference (the caller's).
+/// A `new` task of `core` holding `work`, with one reference (the caller's).
 template <class Work>
-task_base* make_task(Work&& work) {
+task_base* make_task(Work&& work, const std::shared_ptr<cooperator_core>& core) {
   using W = std::decay_t<Work>;
   static_assert(std::is_same_v<W, steps> || is_step_callable<W> || is_steps_callable<W>,
                 "coop: work must be a callable returning coop::step, a coop::steps coroutine, "
@@ -34,11 +40,11 @@ task_base* make_task(Work&& work) {
   }
   if constexpr (std::is_same_v<W, steps>) {
     if (!work.valid()) throw std::invalid_argument("coop: cooperate() got an empty coop::steps");
-    return new steps_task<void>(std::forward<Work>(work));
+    return with_core(new steps_task<void>(std::forward<Work>(work)), core);
   } else if constexpr (is_step_callable<W>) {
     return new callable_task<W>(std::forward<Work>(work));
   } else {
-    return new steps_task<W>(std::forward<Work>(work));
+    return with_core(new steps_task<W>(std::forward<Work>(work)), core);
   }
 }
 

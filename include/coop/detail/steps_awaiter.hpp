@@ -109,6 +109,8 @@ template <class T> struct yield_value_of<std::tuple<T>> {
 /// The cancellation signal of a task's pending operation (lives in the task, so a late
 /// emission never touches a destroyed frame).
 asio::cancellation_slot wait_cancellation_slot(task_base& t) noexcept;
+/// The cooperator of a coroutine task (which keeps it alive).
+cooperator_core& core_of(task_base& t) noexcept;
 
 template <class Signature> class operation_handler;
 
@@ -122,7 +124,7 @@ public:
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<>) {
-    const std::uint32_t generation = task_.core_->begin_wait(task_);
+    const std::uint32_t generation = core_of(task_).begin_wait(task_);
     if (!generation) return;  // the unit stopped its own task
     // A handler the initiation destroys without calling it reports to this guard (on
     // this thread only), and the awaiter decides: the initiation threw, or it gave up.
@@ -131,10 +133,10 @@ public:
       std::move(op_)(operation_handler<signature>(task_ptr(&task_), generation, &result_));
     } catch (...) {
       // The initiation threw: no wait began; the exception goes on into the coroutine.
-      task_.core_->undo_wait(task_);
+      core_of(task_).undo_wait(task_);
       throw;
     }
-    if (guard.dropped()) task_.core_->wait_abandoned(task_, generation);  // no completion will come
+    if (guard.dropped()) core_of(task_).wait_abandoned(task_, generation);  // no completion will come
   }
   auto await_resume() { return yield_value_of<values>::take(std::move(*result_)); }
 
@@ -162,11 +164,11 @@ public:
     // Destroyed without being called; inside the initiation, the awaiter decides. A
     // handler of an earlier wait (kept by an initiation that threw) changes nothing.
     if (task_ && !drop_guard::report_drop(task_.get(), generation_))
-      task_->core_->wait_abandoned(*task_, generation_);
+      core_of(*task_).wait_abandoned(*task_, generation_);
   }
 
   /// The cooperator's strand: the result and the units never race.
-  executor_type get_executor() const noexcept { return task_->core_->get_executor(); }
+  executor_type get_executor() const noexcept { return core_of(*task_).get_executor(); }
   cancellation_slot_type get_cancellation_slot() const noexcept { return wait_cancellation_slot(*task_); }
 
   template <class... A>
@@ -194,7 +196,7 @@ public:
                      std::move(*d->refs));
       }
     } d{result_, &refs};
-    task->core_->end_wait(*task, generation_, std::move(failure), &delivery::deliver, &d);
+    core_of(*task).end_wait(*task, generation_, std::move(failure), &delivery::deliver, &d);
   }
 
 private:

@@ -59,6 +59,7 @@ public:
   }
 
   asio::cancellation_signal signal_;
+  std::shared_ptr<cooperator_core> core_;  // set by make_task; what the waits report to
 
 protected:
   explicit steps_task_base(steps::handle_type frame) noexcept : frame_(frame) {
@@ -75,6 +76,7 @@ protected:
 inline asio::cancellation_slot wait_cancellation_slot(task_base& t) noexcept {
   return static_cast<steps_task_base&>(t).signal_.slot();
 }
+inline cooperator_core& core_of(task_base& t) noexcept { return *static_cast<steps_task_base&>(t).core_; }
 
 /// `Callable` void: the work is a steps object; else a callable returning steps.
 template <class Callable>

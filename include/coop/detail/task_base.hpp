@@ -1,12 +1,15 @@
-// The state every task shares, whatever its work: links in its cooperator's lists, the
+// The state every task shares, whatever its work: its place in its cooperator's lists, the
 // pause count, how it finished and the parked when_done waiters. Guarded by the
 // cooperator core's lock; reference counted because handles outlive everything.
+//
+// Kept small (48 bytes on LP64): the tick walks every runnable task in turn, so with many
+// tasks a unit costs about as much as reading its task's memory. The cooperator is not
+// referenced from here: handles, waiters and coroutine tasks (which need it) hold it.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <exception>
-#include <memory>
 #include <utility>
 
 namespace coop::detail {
@@ -81,15 +84,16 @@ public:
   /// State and pause count (see namespace control); any thread.
   std::atomic<std::uint32_t> control_{0};
 
+private:
+  std::atomic<std::uint32_t> refs_{1};  // here: fills the word next to control_
+
+public:
   // All below guarded by the core's lock.
-  task_base* next_ = nullptr;
-  task_base* prev_ = nullptr;
-  std::shared_ptr<cooperator_core> core_;   // keeps the core alive for every handle
   waiter_base* waiters_ = nullptr;
   std::exception_ptr failure_;              // what a failed task failed with (set before
                                             // control_ says failed)
   std::uint32_t wait_generation_ = 0;       // which awaited operation is pending
-  std::uint32_t slot_ = 0;                  // index in the run ring while runnable
+  std::uint32_t slot_ = 0;                  // index in the runnable or the parked ring
   task_place place_ = task_place::none;
   bool retired_ = false;                    // finished and gone from the cooperator
   bool waiting_ = false;                    // coroutine work: waiting on an operation
@@ -97,10 +101,9 @@ public:
 protected:
   task_base() = default;
   virtual ~task_base() = default;
-
-private:
-  std::atomic<std::uint32_t> refs_{1};
 };
+
+static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 48, "task_base grew: every unit reads it");
 
 /// Owning pointer to a task (intrusive reference count).
 class task_ptr {

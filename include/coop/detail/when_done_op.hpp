@@ -34,11 +34,12 @@ class when_done_op final : public waiter_base {
 public:
   /// Allocates the op; `stops_task`: cancellation stops the task (coiterate) instead of
   /// ending only this wait (when_done).
-  static when_done_op* create(Handler&& handler, task_ptr task, bool stops_task) {
+  static when_done_op* create(Handler&& handler, std::shared_ptr<cooperator_core> core, task_ptr task,
+                              bool stops_task) {
     allocator_type alloc(asio::get_associated_allocator(handler));
     when_done_op* op = std::allocator_traits<allocator_type>::allocate(alloc, 1);
     try {
-      std::allocator_traits<allocator_type>::construct(alloc, op, std::move(handler), std::move(task), stops_task);
+      std::allocator_traits<allocator_type>::construct(alloc, op, std::move(handler), std::move(core), std::move(task), stops_task);
     } catch (...) {
       std::allocator_traits<allocator_type>::deallocate(alloc, op, 1);
       throw;
@@ -55,10 +56,11 @@ public:
     return op;
   }
 
-  when_done_op(Handler&& handler, task_ptr task, bool stops_task)
+  when_done_op(Handler&& handler, std::shared_ptr<cooperator_core> core, task_ptr task, bool stops_task)
       : handler_(std::move(handler)),
-        work_(asio::prefer(asio::get_associated_executor(handler_, task->core_->get_executor()),
+        work_(asio::prefer(asio::get_associated_executor(handler_, core->get_executor()),
                            asio::execution::outstanding_work.tracked)),
+        core_(std::move(core)),
         task_(std::move(task)),
         stops_task_(stops_task) {}
 
@@ -83,7 +85,7 @@ private:
     explicit cancel_handler(when_done_op* o) noexcept : op(o) {}  // clang 14: no paren-init of aggregates
     when_done_op* op;
     void operator()(asio::cancellation_type type) const {
-      cooperator_core& core = *op->task_->core_;
+      cooperator_core& core = *op->core_;
       if (op->stops_task_) {
         // Stopping is a side effect no one can take back: only terminal or partial.
         if (!!(type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)))
@@ -133,7 +135,7 @@ private:
   // result are back with us; the cooperator posts it again.
   struct redeliver {
     when_done_op* op;
-    void operator()() const noexcept { op->task_->core_->redeliver(*op, std::move(op->result_)); }
+    void operator()() const noexcept { op->core_->redeliver(*op, std::move(op->result_)); }
   };
 
   void clear_slot() noexcept {
@@ -148,7 +150,8 @@ private:
 
   Handler handler_;
   work_executor work_;
-  task_ptr task_;  // keeps the task (and its core) alive for a late cancellation
+  std::shared_ptr<cooperator_core> core_;  // alive for a late cancellation or a redelivery
+  task_ptr task_;
   bool stops_task_;
 };
 

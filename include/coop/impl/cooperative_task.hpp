@@ -11,19 +11,21 @@ namespace detail {
 /// Parks a when_done_op on a task; `stops_task` makes its cancellation stop the task.
 class initiate_when_done {
 public:
-  explicit initiate_when_done(task_ptr task) noexcept : task_(std::move(task)) {}
+  initiate_when_done(std::shared_ptr<cooperator_core> core, task_ptr task) noexcept
+      : core_(std::move(core)), task_(std::move(task)) {}
   using executor_type = cooperator_core::executor_type;
-  executor_type get_executor() const noexcept { return task_->core_->get_executor(); }
+  executor_type get_executor() const noexcept { return core_->get_executor(); }
 
   template <class Handler>
   void operator()(Handler&& handler, bool stops_task) const {
     // A decayed copy: some tokens (use_promise) pass an lvalue handler they still use.
     auto* op = when_done_op<std::decay_t<Handler>>::create(std::decay_t<Handler>(std::forward<Handler>(handler)),
-                                                          task_, stops_task);
-    task_->core_->when_done(*task_, *op);
+                                                          core_, task_, stops_task);
+    core_->when_done(*task_, *op);
   }
 
 private:
+  std::shared_ptr<cooperator_core> core_;
   task_ptr task_;
 };
 
@@ -43,17 +45,17 @@ template <asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
 auto cooperative_task::when_done(CompletionToken&& token) {
   if (!task_) detail::throw_if(detail::empty_handle());
   return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
-      detail::initiate_when_done(task_), token, false);
+      detail::initiate_when_done(core_, task_), token, false);
 }
 
 inline void cooperative_task::pause(boost::system::error_code& ec) noexcept {
-  ec = task_ ? task_->core_->pause(*task_) : detail::empty_handle();
+  ec = task_ ? core_->pause(*task_) : detail::empty_handle();
 }
 inline void cooperative_task::resume(boost::system::error_code& ec) noexcept {
-  ec = task_ ? task_->core_->resume(*task_) : detail::empty_handle();
+  ec = task_ ? core_->resume(*task_) : detail::empty_handle();
 }
 inline void cooperative_task::stop(boost::system::error_code& ec) noexcept {
-  ec = task_ ? task_->core_->stop(*task_) : detail::empty_handle();
+  ec = task_ ? core_->stop(*task_) : detail::empty_handle();
 }
 inline void cooperative_task::pause() {
   boost::system::error_code ec;

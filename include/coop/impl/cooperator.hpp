@@ -14,11 +14,10 @@ public:
 
   template <class Handler, class Work>
   void operator()(Handler&& handler, Work&& work) const {
-    task_ptr task(make_task(std::forward<Work>(work)), false);
-    task->core_ = core_;
+    task_ptr task(make_task(std::forward<Work>(work), core_), false);
     // The waiter first: if it cannot be allocated, nothing has started.
     using op_type = when_done_op<std::decay_t<Handler>>;
-    op_type* op = op_type::create(std::decay_t<Handler>(std::forward<Handler>(handler)), task, true);
+    op_type* op = op_type::create(std::decay_t<Handler>(std::forward<Handler>(handler)), core_, task, true);
     try {
       core_->add(*task);
     } catch (...) {
@@ -36,10 +35,9 @@ private:
 
 template <class Work>
 cooperative_task cooperator::cooperate(Work&& work) {
-  detail::task_ptr task(detail::make_task(std::forward<Work>(work)), false);
-  task->core_ = core_;
+  detail::task_ptr task(detail::make_task(std::forward<Work>(work), core_), false);
   core_->add(*task);
-  return cooperative_task(std::move(task));
+  return cooperative_task(core_, std::move(task));
 }
 
 template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
