@@ -84,14 +84,27 @@ public:
         t->slot_ = static_cast<std::uint32_t>(write_);
       }
       ++write_;
-      // Fetch a task some turns ahead: what a unit touches is its vtable pointer and
-      // control word (the start of the object) and the work that follows task_base.
-      if (read_ + prefetch_distance < slots_.size()) {
-        const char* ahead = reinterpret_cast<const char*>(slots_[read_ + prefetch_distance]);
-        __builtin_prefetch(ahead);
-        __builtin_prefetch(ahead + sizeof(task_base));
-      }
+      prefetch_ahead(slots_.data(), read_, slots_.size());
       return t;
+    }
+  }
+  /// The tick's common case in a loop of its own, with the cursor in registers: takes the
+  /// turns of the tasks from the cursor on, calling `turn(task)` for each, while
+  /// `turn` returns true and the tasks are in place: no hole behind the cursor (so no task
+  /// moves) and none at it, and the round goes on. `turn` runs with the ring consistent
+  /// and must return false whenever the ring may have changed. What next_in_round() would
+  /// do, without re-reading the ring per task.
+  template <class Turn> void run_in_place(Turn&& turn) noexcept {
+    if (read_ != write_) return;
+    task_base* const* const data = slots_.data();
+    const std::size_t size = slots_.size();
+    for (std::size_t i = read_; i != size;) {
+      task_base* t = data[i];
+      if (!t) return;
+      ++i;
+      prefetch_ahead(data, i, size);
+      read_ = write_ = i;
+      if (!turn(*t)) return;
     }
   }
   /// Some task (stop() takes them all, one at a time).
@@ -105,6 +118,15 @@ private:
   // Far enough ahead to cover a miss to memory (~100 ns) with units of a few ns.
   static constexpr std::size_t prefetch_distance = 32;
   void compact() noexcept;
+  /// Fetches a task some turns ahead of `next`: what a unit touches is its vtable pointer
+  /// and control word (the start of the object) and the work that follows task_base.
+  static void prefetch_ahead(task_base* const* data, std::size_t next, std::size_t size) noexcept {
+    if (next + prefetch_distance < size) {
+      const char* ahead = reinterpret_cast<const char*>(data[next + prefetch_distance]);
+      __builtin_prefetch(ahead);
+      __builtin_prefetch(ahead + sizeof(task_base));
+    }
+  }
   std::vector<task_base*> slots_;
   std::size_t read_ = 0;
   std::size_t write_ = 0;
@@ -207,8 +229,9 @@ private:
   /// before the change, is still running, so no unit of `t` starts after the caller returns.
   void wait_out_unit(const task_base& t) const noexcept;
   /// Publishes `t` as about to run, then reads its control word: true if it may run.
-  bool claim(task_base& t) noexcept {
-    if (asymmetric_fences_) {
+  /// `fences`: asymmetric_fences_ (passed in so the hot loop can keep it in a register).
+  bool claim(task_base& t, bool fences) noexcept {
+    if (fences) {
       running_task_.store(&t, std::memory_order_relaxed);
       std::atomic_signal_fence(std::memory_order_seq_cst);  // heavy_fence() on the other side
       return t.control_.load(std::memory_order_relaxed) == 0;
