@@ -397,8 +397,10 @@ void cooperator_core::add(task_base& t) {
   }
   try {
     // What can throw comes first: if it does, nothing was added.
-    runnable_.reserve(task_count_ + 1);
+    // The parked ring first: it is never walked, so if the second reserve throws, the
+    // run ring (which a tick's in-place loop may be reading) has not moved.
     parked_.reserve(task_count_ + 1);
+    runnable_.reserve(task_count_ + 1);
     if (!stopped_ && running_.load(std::memory_order_relaxed) && !in_tick_) schedule_tick();
   } catch (...) {
     t.release();
@@ -588,8 +590,8 @@ void cooperator_core::settle(task_base& t, bool requeue) noexcept {
     // room it fails at once and is never placed.
     bool room = true;
     try {
+      parked_.reserve(task_count_ + 1);  // first: see add()
       runnable_.reserve(task_count_ + 1);
-      parked_.reserve(task_count_ + 1);
     } catch (...) {
       room = false;
       t.failure_ = std::current_exception();
