@@ -24,7 +24,7 @@ const std::exception_ptr operation_aborted_exception =
     std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
 }  // namespace
 
-// ---- run_ring ---------------------------------------------------------
+// ---- run_ring ------------------------------------------------------------------------
 
 void run_ring::push_back(task_base& t, bool join_round) noexcept {
   if (!join_round && read_ == slots_.size()) {
@@ -860,11 +860,15 @@ void cooperator_core::run_units_for_slice() noexcept {
 
   task_base* ran = nullptr;  // the task whose unit just ended, if it is still active
   const bool fences = asymmetric_fences_;
+  // A task whose claim failed: paused or finished from another thread, it must not run.
+  const auto refuse = [&](task_base& u) {
+    running_task_.store(nullptr, std::memory_order_release);
+    ran = nullptr;
+    settle(u);
+  };
   while (task_base* t = runnable_.next_in_round()) {
     if (!claim(*t, fences)) [[unlikely]] {
-      running_task_.store(nullptr, std::memory_order_release);
-      ran = nullptr;
-      settle(*t);  // paused or finished from another thread: it must not run
+      refuse(*t);
       continue;
     }
     ran = t;
@@ -905,9 +909,7 @@ void cooperator_core::run_units_for_slice() noexcept {
           return nothing_happened();
         });
         if (refused) [[unlikely]] {
-          running_task_.store(nullptr, std::memory_order_release);
-          ran = nullptr;
-          settle(*t);  // paused or finished from another thread: it must not run
+          refuse(*t);
           continue;
         }
         ran = t;
