@@ -39,7 +39,8 @@ public:
     allocator_type alloc(asio::get_associated_allocator(handler));
     when_done_op* op = std::allocator_traits<allocator_type>::allocate(alloc, 1);
     try {
-      std::allocator_traits<allocator_type>::construct(alloc, op, std::move(handler), std::move(core), std::move(task), stops_task);
+      std::allocator_traits<allocator_type>::construct(alloc, op, std::move(handler), std::move(core), std::move(task),
+                                                       stops_task);
     } catch (...) {
       std::allocator_traits<allocator_type>::deallocate(alloc, op, 1);
       throw;
