@@ -71,12 +71,19 @@ struct held_lock {
 };
 thread_local held_lock* innermost_held = nullptr;
 
-// Out of line: the node lives on the caller's stack until it is popped, which GCC 12's
+// The node lives on the caller's stack until it is popped, which GCC 12's
 // -Wdangling-pointer cannot see.
-[[gnu::noinline]] void push_held(held_lock* node) noexcept {
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
+inline void push_held(held_lock* node) noexcept {
   node->outer = innermost_held;
   innermost_held = node;
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 }  // namespace
 
 void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
@@ -97,7 +104,7 @@ void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
   while (running_task_.load(std::memory_order_seq_cst) == &t) std::this_thread::yield();
 }
 
-bool cooperator_core::this_thread_holds_lock() const noexcept {
+inline bool cooperator_core::this_thread_holds_lock() const noexcept {
   for (held_lock* h = innermost_held; h; h = h->outer)
     if (h->core == this) return true;
   return false;
@@ -117,11 +124,12 @@ public:
   lock(cooperator_core& core, std::adopt_lock_t) noexcept : core_(core), owns_(true) { enter(); }
   ~lock() {
     if (owns_) {
-      core_.drain_inbox();  // still the holder: code it runs may re-enter
+      // Still the holder: code these run may re-enter.
+      if (core_.inbox_waiting()) core_.drain_inbox();
       if (core_.needs_retry_.load(std::memory_order_relaxed)) core_.retry();
       innermost_held = node_.outer;
       core_.mutex_.unlock();
-      core_.after_unlock();
+      if (core_.inbox_waiting()) core_.after_unlock();
     }
   }
   lock(const lock&) = delete;
@@ -140,7 +148,7 @@ private:
 void cooperator_core::after_unlock() noexcept {
   // A request left after the drain, while we still held the lock, is ours to apply unless
   // someone else holds the lock now (then it is theirs).
-  while ((interrupt_.load(std::memory_order_acquire) & inbox_bit) && mutex_.try_lock()) {
+  while (inbox_waiting() && mutex_.try_lock()) {
     held_lock node{this, nullptr};
     push_held(&node);
     drain_inbox();
@@ -174,7 +182,7 @@ void cooperator_core::apply_or_leave(request what, task_base& t, waiter_base* w)
 }
 
 void cooperator_core::drain_inbox() noexcept {
-  if (!(interrupt_.load(std::memory_order_acquire) & inbox_bit)) return;
+  if (!inbox_waiting()) return;
   std::vector<inbox_item> items;
   {
     std::lock_guard l(inbox_mutex_);

@@ -8,6 +8,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <coop/coop.hpp>
+#include <coop/detail/core_mutex.hpp>
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -630,4 +631,49 @@ BOOST_AUTO_TEST_CASE(task_resumed_from_another_thread_during_its_own_unit_goes_b
       BOOST_TEST(log == expected, boost::test_tools::per_element());
     }
   }
+}
+
+// The cooperator's own lock (detail::core_mutex): a plain counter changed only under it by
+// threads that block in lock() (the sleeping path) and others that only try_lock() must
+// count every change (TSan also reports a race if it does not exclude), and try_lock()
+// fails while it is held.
+BOOST_AUTO_TEST_CASE(core_mutex_excludes_and_wakes_sleepers) {
+  coop::detail::core_mutex m;
+  BOOST_TEST(m.try_lock());
+  BOOST_TEST(!m.try_lock());
+  std::atomic<bool> blocked_started{false};
+  bool entered = false;
+  std::thread blocked([&] {
+    blocked_started = true;
+    m.lock();  // held by the main thread: sleeps until the unlock below
+    entered = true;
+    m.unlock();
+  });
+  while (!blocked_started) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let it reach the wait (not needed for correctness)
+  m.unlock();
+  blocked.join();
+  BOOST_TEST(entered);
+
+  constexpr int per_thread = 20000;
+  long counter = 0;
+  std::atomic<long> tried_and_got{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i)
+    threads.emplace_back([&, i] {
+      for (int n = 0; n < per_thread; ++n) {
+        if (i == 0) {
+          if (!m.try_lock()) continue;
+          tried_and_got.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          m.lock();
+        }
+        ++counter;
+        m.unlock();
+      }
+    });
+  for (auto& t : threads) t.join();
+  BOOST_TEST(counter == 2 * per_thread + tried_and_got.load());
+  BOOST_TEST(m.try_lock());  // left free
+  m.unlock();
 }

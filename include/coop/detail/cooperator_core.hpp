@@ -17,6 +17,7 @@
 
 #include <coop/cooperator_options.hpp>
 #include <coop/detail/asymmetric_fence.hpp>
+#include <coop/detail/core_mutex.hpp>
 #include <coop/detail/preemption_timer.hpp>
 #include <coop/detail/task_base.hpp>
 #include <coop/error.hpp>
@@ -245,6 +246,7 @@ private:
   void apply_or_leave(request what, task_base& t, waiter_base* w = nullptr) noexcept;
   void apply(request what, task_base& t, waiter_base* w) noexcept;
   void drain_inbox() noexcept;
+  bool inbox_waiting() const noexcept { return interrupt_.load(std::memory_order_acquire) & inbox_bit; }
   /// After unlocking: takes care of requests left while the lock was held.
   void after_unlock() noexcept;
 
@@ -288,7 +290,7 @@ private:
   registry* registry_ = nullptr;  // the context's list of cores; null once it shut down
   std::chrono::nanoseconds slice_;
   std::function<std::function<bool()>()> termination_;
-  std::mutex mutex_;
+  core_mutex mutex_;
   std::atomic<std::uint32_t> interrupt_{0};
   std::atomic<bool> running_;
   // The task whose unit (or batch) the runner has decided to run: published before it
