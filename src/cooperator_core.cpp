@@ -513,7 +513,11 @@ boost::system::error_code cooperator_core::resume(task_base& t) noexcept {
   } while (!t.control_.compare_exchange_weak(c, (c - control::one_pause) | (requeue && !locked ? control::requeue : 0),
                                              std::memory_order_acq_rel));
   if (!requeue) return {};
-  if (locked) settle(t, true);
+  if (locked && t.place_ == task_place::runnable && !(c & control::requeue)) {
+    // The common case, what settle() would do: a lazy pause left the task in the order.
+    runnable_.unlink(t);
+    make_runnable(t);
+  } else if (locked) settle(t, true);
   else apply_or_leave(request::settle, t);
   return {};
 }
