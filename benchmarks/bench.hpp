@@ -101,6 +101,7 @@ struct span {
 class stopwatch {
 public:
   stopwatch() noexcept : cpu_(thread_cpu_time()), wall_(clock::now()) {}
+  clock::time_point started() const noexcept { return wall_; }
   span elapsed() const noexcept {
     const auto wall = clock::now();
     return {wall - wall_, thread_cpu_time() - cpu_};
@@ -116,35 +117,61 @@ private:
 clock::duration thread_run_delay() noexcept;
 
 /// Durations of the functions a timed_executor ran, in wall time and in thread CPU time,
-/// and whether something outside the library disturbed them: the thread waited 20 us or more
-/// for a CPU, or a unit of work ran abnormally long (the work counts those in `*slow_units`:
-/// an interrupt, steal time of the VM). Single-threaded use only.
+/// and whether something outside the library disturbed them (VM steal is invisible to the
+/// guest's run delay and CPU time, so it is found by its effect: a stretch of a few
+/// microseconds of code that took 20 us longer):
+///  - the thread waited 20 us or more for a CPU (run delay);
+///  - a unit of work ran 20 us or more over its length (the work counts those in
+///    `*slow_units`);
+///  - 20 us or more passed between the function's start, the units' starts and ends and the
+///    function's end, where the library does well under a microsecond of work per unit
+///    (`gap_stalls`). A slow path of the library's own would not hide here: taken every
+///    tick, it would mark every tick disturbed, and too few undisturbed ticks judge nothing.
+/// Single-threaded use only.
 struct handler_log {
+  static constexpr auto stall = std::chrono::microseconds(20);
   const std::uint64_t* units = nullptr;       // counted up by every unit of work
   const std::uint64_t* slow_units = nullptr;  // counted up by every disturbed unit
   std::vector<double> wall_us;
   std::vector<double> cpu_us;
   std::vector<bool> disturbed;
   std::size_t empty_runs = 0;  // strand runs that ran no unit (e.g. the tick after stop())
+  std::uint64_t gap_stalls = 0;
   void reserve(std::size_t n) {
     wall_us.reserve(n);
     cpu_us.reserve(n);
     disturbed.reserve(n);
   }
+  /// The thread is seen running harness code at `t` (a unit starts or ends, a timed
+  /// function starts or ends): the gap since it was last seen is the library's (and a clock
+  /// read's).
+  void seen(clock::time_point t) noexcept {
+    const auto gap = t - last_seen_;
+    if (gap >= stall) ++gap_stalls;
+    last_seen_ = t;
+  }
   struct mark {
-    std::uint64_t units, slow;
+    std::uint64_t units, slow, gap_stalls;
   };
-  mark now() const noexcept { return {units ? *units : 0, slow_units ? *slow_units : 0}; }
-  void add(span s, clock::duration waited, mark before) {
-    const mark after = now();
-    if (units && after.units == before.units) {
+  /// A timed function starts at `t`.
+  mark start(clock::time_point t) noexcept {
+    last_seen_ = t;
+    return {units ? *units : 0, slow_units ? *slow_units : 0, gap_stalls};
+  }
+  void add(span s, clock::duration waited, mark before, clock::time_point end) {
+    if (units && *units == before.units) {
       ++empty_runs;
       return;
     }
+    seen(end);
     wall_us.push_back(to_us(s.wall));
     cpu_us.push_back(to_us(s.cpu));
-    disturbed.push_back(waited >= std::chrono::microseconds(20) || after.slow != before.slow);
+    disturbed.push_back(waited >= stall || (slow_units && *slow_units != before.slow) ||
+                        gap_stalls != before.gap_stalls);
   }
+
+private:
+  clock::time_point last_seen_{};
 };
 
 /// Wraps an executor; every function submitted through it is timed and logged. Given to a
@@ -172,11 +199,11 @@ public:
         ~nest() { --depth; }
       } n;
       const auto delay = thread_run_delay();
-      const auto before = log->now();
       const stopwatch watch;
+      const auto before = log->start(watch.started());
       f();
       const span s = watch.elapsed();
-      log->add(s, thread_run_delay() - delay, before);
+      log->add(s, thread_run_delay() - delay, before, watch.started() + s.wall);
     });
   }
 

@@ -139,9 +139,10 @@ void print_latency(const json::object& doc) {
     std::printf(" %6lld\n", static_cast<long long>(num(o, "involuntary_switches")));
   }
   std::printf("  ticks = the cooperator's strand runs, timed (wall) from outside the library, in us; dist. = ticks\n"
-              "  disturbed from outside (the thread waited 20 us or more for a CPU, or a unit ran 20 us or more\n"
-              "  over its length: VM steal, long interrupts); und = undisturbed ticks; >limit = undisturbed ticks\n"
-              "  over slice + 50 us; cpu = the thread's CPU time; invcsw = involuntary context switches\n");
+              "  disturbed from outside (the thread waited 20 us or more for a CPU, or a stretch of a few us took\n"
+              "  20 us longer: a unit, or the library's work between the tick's start, its units and its end; VM\n"
+              "  steal, long interrupts); und = undisturbed ticks; >limit = undisturbed ticks over slice + 50 us;\n"
+              "  cpu = the thread's CPU time; invcsw = involuntary context switches\n");
 }
 
 void print_control(const json::object& doc) {

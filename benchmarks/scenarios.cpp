@@ -90,7 +90,7 @@ json::object latency_case(const std::string& name, load kind, std::chrono::nanos
   std::uint64_t units = 0;
   // Units that ran 20 us or more over their length: something outside the library (the OS,
   // the VM) took the CPU meanwhile. Smaller disturbances (timer interrupts) stay counted
-  // against the library.
+  // against the library. Stalls between units are found by ticks.seen() (handler_log).
   std::uint64_t slow_units = 0;
   ticks.units = &units;
   ticks.slow_units = &slow_units;
@@ -99,8 +99,11 @@ json::object latency_case(const std::string& name, load kind, std::chrono::nanos
   // One unit of the load, timed so that a tick the OS disturbed can be told apart.
   auto unit = [&, busy_steps, slow_limit](std::uint64_t& state) {
     const auto start = clock::now();
+    ticks.seen(start);
     busy_unit(state, busy_steps);
-    if (clock::now() - start > slow_limit) ++slow_units;
+    const auto end = clock::now();
+    if (end - start > slow_limit) ++slow_units;
+    ticks.seen(end);
     ++units;
   };
   std::optional<coop::cooperator> cooperator;
@@ -126,12 +129,13 @@ json::object latency_case(const std::string& name, load kind, std::chrono::nanos
   } else if (kind == load::one_handler) {
     asio::post(ctx, [&] {
       const auto delay = thread_run_delay();
-      const auto before = ticks.now();
       const stopwatch watch;
+      const auto before = ticks.start(watch.started());
       std::uint64_t states[load_tasks] = {1, 2, 3, 4};
       while (clock::now() < end)
         for (auto& s : states) unit(s);
-      ticks.add(watch.elapsed(), thread_run_delay() - delay, before);
+      const span s = watch.elapsed();
+      ticks.add(s, thread_run_delay() - delay, before, watch.started() + s.wall);
     });
   }
   probe.start();
@@ -160,6 +164,7 @@ json::object latency_case(const std::string& name, load kind, std::chrono::nanos
     row["ticks_undisturbed"] = summary_us(std::move(clean), slice_us + 50.0);
     row["ticks_cpu"] = summary_us(ticks.cpu_us, slice_us + 50.0);
     row["slow_units"] = slow_units;
+    row["gap_stalls"] = ticks.gap_stalls;
     row["empty_strand_runs"] = ticks.empty_runs;
   }
   json::array cdf;
