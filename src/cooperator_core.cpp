@@ -84,6 +84,14 @@ inline void push_held(held_lock* node) noexcept {
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+// Whether this thread holds `core`'s lock. A file-local function, not a member: every
+// resume() asks, and a member of a shared library could be interposed, so not inlined.
+bool this_thread_holds(const cooperator_core* core) noexcept {
+  for (held_lock* h = innermost_held; h; h = h->outer)
+    if (h->core == core) return true;
+  return false;
+}
 }  // namespace
 
 void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
@@ -92,7 +100,7 @@ void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
   const std::uint32_t epoch = units_epoch_.load(std::memory_order_seq_cst);
   if (!(epoch & 1)) return;
   // A unit of its own task (same thread) is the caller itself: nothing to wait for.
-  if (this_thread_holds_lock()) return;
+  if (this_thread_holds(this)) return;
   // The tick only has a compiler barrier between publishing a task and reading its
   // control word; make every running thread's stores visible before reading. Should the
   // kernel refuse (a seccomp filter installed after registration), wait for this tick's
@@ -104,17 +112,12 @@ void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
   while (running_task_.load(std::memory_order_seq_cst) == &t) std::this_thread::yield();
 }
 
-inline bool cooperator_core::this_thread_holds_lock() const noexcept {
-  for (held_lock* h = innermost_held; h; h = h->outer)
-    if (h->core == this) return true;
-  return false;
-}
 
 // Blocking and re-entrant. Used where waiting for a tick to end is right: the tick itself,
 // the strand's own handlers, and cooperator start()/stop().
 class cooperator_core::lock {
 public:
-  explicit lock(cooperator_core& core) noexcept : core_(core), owns_(!core.this_thread_holds_lock()) {
+  explicit lock(cooperator_core& core) noexcept : core_(core), owns_(!this_thread_holds(&core)) {
     if (owns_) {
       core_.mutex_.lock();
       enter();
@@ -158,7 +161,7 @@ void cooperator_core::after_unlock() noexcept {
 }
 
 void cooperator_core::apply_or_leave(request what, task_base& t, waiter_base* w) noexcept {
-  if (this_thread_holds_lock()) {
+  if (this_thread_holds(this)) {
     apply(what, t, w);
     return;
   }
@@ -396,7 +399,7 @@ void cooperator_core::register_with_context(const asio::any_io_executor& ex) {
 
 void cooperator_core::add(task_base& t) {
   std::optional<lock> l;
-  if (this_thread_holds_lock()) l.emplace(*this);
+  if (this_thread_holds(this)) l.emplace(*this);
   else if (mutex_.try_lock()) l.emplace(*this, std::adopt_lock);
   t.add_ref();  // the cooperator's reference
   if (!l) {
@@ -425,7 +428,7 @@ void cooperator_core::start() {
 }
 
 void cooperator_core::stop() noexcept {
-  if (!this_thread_holds_lock()) {
+  if (!this_thread_holds(this)) {
     // A tick in progress holds the lock: make it end at the next unit boundary.
     running_.store(false, std::memory_order_relaxed);
     interrupt_.fetch_or(stop_bit, std::memory_order_seq_cst);
@@ -498,7 +501,7 @@ boost::system::error_code cooperator_core::pause(task_base& t) noexcept {
 }
 
 boost::system::error_code cooperator_core::resume(task_base& t) noexcept {
-  const bool held = this_thread_holds_lock();
+  const bool held = this_thread_holds(this);
   std::optional<lock> l;
   if (!held && mutex_.try_lock()) l.emplace(*this, std::adopt_lock);
   const bool locked = held || l;

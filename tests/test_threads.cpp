@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <future>
@@ -633,47 +634,49 @@ BOOST_AUTO_TEST_CASE(task_resumed_from_another_thread_during_its_own_unit_goes_b
   }
 }
 
-// The cooperator's own lock (detail::core_mutex): a plain counter changed only under it by
-// threads that block in lock() (the sleeping path) and others that only try_lock() must
-// count every change (TSan also reports a race if it does not exclude), and try_lock()
-// fails while it is held.
+// The cooperator's own lock (detail::core_mutex): a plain counter changed only under it must
+// count every change (TSan also reports a race if it does not exclude), try_lock() fails
+// while it is held, and blocked threads wake up. Three threads block in lock() and hold it
+// for a while now and then, so that several sleep on it at once (the case a lost wake-up
+// needs); a fourth only try_locks. A lost wake-up leaves a thread asleep: the test then
+// fails at its deadline instead of hanging.
 BOOST_AUTO_TEST_CASE(core_mutex_excludes_and_wakes_sleepers) {
   coop::detail::core_mutex m;
   BOOST_TEST(m.try_lock());
   BOOST_TEST(!m.try_lock());
-  std::atomic<bool> blocked_started{false};
-  bool entered = false;
-  std::thread blocked([&] {
-    blocked_started = true;
-    m.lock();  // held by the main thread: sleeps until the unlock below
-    entered = true;
-    m.unlock();
-  });
-  while (!blocked_started) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let it reach the wait (not needed for correctness)
   m.unlock();
-  blocked.join();
-  BOOST_TEST(entered);
 
   constexpr int per_thread = 20000;
+  constexpr int blocking_threads = 3;
   long counter = 0;
   std::atomic<long> tried_and_got{0};
+  std::atomic<int> finished{0};
   std::vector<std::thread> threads;
-  for (int i = 0; i < 3; ++i)
+  for (int i = 0; i <= blocking_threads; ++i)
     threads.emplace_back([&, i] {
       for (int n = 0; n < per_thread; ++n) {
-        if (i == 0) {
+        if (i == blocking_threads) {
           if (!m.try_lock()) continue;
           tried_and_got.fetch_add(1, std::memory_order_relaxed);
         } else {
           m.lock();
         }
         ++counter;
+        // Now and then hold the lock long enough for the others to go to sleep on it.
+        if (n % 1000 == i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         m.unlock();
       }
+      finished.fetch_add(1);
     });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (finished.load() != blocking_threads + 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (finished.load() != blocking_threads + 1) {
+    BOOST_ERROR("a thread blocked in core_mutex::lock() was never woken");
+    std::_Exit(1);  // it cannot be joined
+  }
   for (auto& t : threads) t.join();
-  BOOST_TEST(counter == 2 * per_thread + tried_and_got.load());
+  BOOST_TEST(counter == blocking_threads * per_thread + tried_and_got.load());
   BOOST_TEST(m.try_lock());  // left free
   m.unlock();
 }

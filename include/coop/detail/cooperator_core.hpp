@@ -225,7 +225,6 @@ private:
     waiter_base* waiter;
   };
 
-  bool this_thread_holds_lock() const noexcept;
   /// After a control word change from another thread: waits while a unit of `t`, decided
   /// before the change, is still running, so no unit of `t` starts after the caller returns.
   void wait_out_unit(const task_base& t) const noexcept;
@@ -246,7 +245,8 @@ private:
   void apply_or_leave(request what, task_base& t, waiter_base* w = nullptr) noexcept;
   void apply(request what, task_base& t, waiter_base* w) noexcept;
   void drain_inbox() noexcept;
-  bool inbox_waiting() const noexcept { return interrupt_.load(std::memory_order_acquire) & inbox_bit; }
+  /// Sequentially consistent: see core_mutex.hpp.
+  bool inbox_waiting() const noexcept { return interrupt_.load(std::memory_order_seq_cst) & inbox_bit; }
   /// After unlocking: takes care of requests left while the lock was held.
   void after_unlock() noexcept;
 
@@ -345,5 +345,7 @@ void coop::detail::cooperator_core::cancel_pending_wait(task_base& t, std::uint3
     std::lock_guard l(mutex_);
     pending = t.waiting_ && t.wait_generation_ == generation;
   }
+  // A request another thread left in the inbox while we held the lock is ours to apply.
+  if (inbox_waiting()) after_unlock();
   if (pending) emit();
 }
