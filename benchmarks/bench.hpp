@@ -71,6 +71,8 @@ std::uint64_t resident_bytes();
 /// Involuntary context switches of this process so far (getrusage), to flag preemption
 /// by other processes on a shared machine.
 long involuntary_switches();
+/// Times the calling thread gave up its CPU to wait (blocked on a lock, slept) so far.
+long thread_voluntary_switches();
 
 // ---- the sections --------------------------------------------------------------------------
 // Each fills its part of `out`; main.cpp prints the tables and checks the targets from the
@@ -116,62 +118,80 @@ private:
 /// /proc/thread-self/schedstat), i.e. time the OS gave to other threads or processes.
 clock::duration thread_run_delay() noexcept;
 
-/// Durations of the functions a timed_executor ran, in wall time and in thread CPU time,
-/// and whether something outside the library disturbed them (VM steal is invisible to the
-/// guest's run delay and CPU time, so it is found by its effect: a stretch of a few
-/// microseconds of code that took 20 us longer):
-///  - the thread waited 20 us or more for a CPU (run delay);
-///  - a unit of work ran 20 us or more over its length (the work counts those in
-///    `*slow_units`);
-///  - 20 us or more passed between the function's start, the units' starts and ends and the
-///    function's end, where the library does well under a microsecond of work per unit
-///    (`gap_stalls`). A slow path of the library's own would not hide here: taken every
-///    tick, it would mark every tick disturbed, and too few undisturbed ticks judge nothing.
+/// Durations of the functions a timed_executor ran (the ticks), in wall time and in thread
+/// CPU time, and whether something outside the library disturbed them. VM steal is
+/// invisible to the guest's run delay and CPU time, so it is found by its effect: a
+/// stretch of at most a few microseconds of code that took 20 us longer, a stall. The
+/// work reports its units (unit_started/unit_ended), so every stretch is timed: a unit, and
+/// the gaps between the tick's start, its units and its end (the library's work there is
+/// ~1.5 us at the start and well under 1 us between units: no system call, no allocation
+/// but the tick's re-post). A tick is disturbed when:
+///  - the thread waited 20 us or more for a CPU (run delay), or
+///  - a stall could have made it longer: one before its first unit (it delays the start of
+///    the slice) or one that ended after `slice` from the tick's start. A stall before the
+///    library's deadline cannot: the deadline is a point in time, the tick just runs fewer
+///    units.
+/// A tick in which the thread blocked (gave up its CPU to wait: a lock, a sleep) is never
+/// excluded: that is the library's doing, whatever else happened. The stalls are counted
+/// (all of them) so that their rate can be compared with the same units run in one handler,
+/// with no library between them: a slow path of the library's own would raise it.
 /// Single-threaded use only.
 struct handler_log {
   static constexpr auto stall = std::chrono::microseconds(20);
-  const std::uint64_t* units = nullptr;       // counted up by every unit of work
-  const std::uint64_t* slow_units = nullptr;  // counted up by every disturbed unit
+  clock::duration unit_length{};  // the work's nominal unit
+  clock::duration slice{};        // the cooperator's slice; zero: every stall disturbs
+  std::uint64_t units = 0;
+  std::uint64_t slow_units = 0;  // stalls inside units
+  std::uint64_t gap_stalls = 0;  // stalls between them
+  std::uint64_t blocked = 0;     // ticks in which the thread blocked
   std::vector<double> wall_us;
   std::vector<double> cpu_us;
   std::vector<bool> disturbed;
   std::size_t empty_runs = 0;  // strand runs that ran no unit (e.g. the tick after stop())
-  std::uint64_t gap_stalls = 0;
   void reserve(std::size_t n) {
     wall_us.reserve(n);
     cpu_us.reserve(n);
     disturbed.reserve(n);
   }
-  /// The thread is seen running harness code at `t` (a unit starts or ends, a timed
-  /// function starts or ends): the gap since it was last seen is the library's (and a clock
-  /// read's).
-  void seen(clock::time_point t) noexcept {
-    const auto gap = t - last_seen_;
-    if (gap >= stall) ++gap_stalls;
+  /// A tick starts at `t`.
+  void start(clock::time_point t) noexcept {
+    tick_start_ = last_seen_ = t;
+    units_before_ = units;
+    stalled_ = false;
+  }
+  void unit_started(clock::time_point t) noexcept {
+    if (t - last_seen_ >= stall) note_stall(gap_stalls, t);
     last_seen_ = t;
   }
-  struct mark {
-    std::uint64_t units, slow, gap_stalls;
-  };
-  /// A timed function starts at `t`.
-  mark start(clock::time_point t) noexcept {
+  void unit_ended(clock::time_point started, clock::time_point t) noexcept {
+    if (t - started >= unit_length + stall) note_stall(slow_units, t);
     last_seen_ = t;
-    return {units ? *units : 0, slow_units ? *slow_units : 0, gap_stalls};
+    ++units;
   }
-  void add(span s, clock::duration waited, mark before, clock::time_point end) {
-    if (units && *units == before.units) {
+  /// The tick ended at `end`. `waited`: run delay during it; `blocked_in_it`: the thread
+  /// blocked in it.
+  void add(span s, clock::duration waited, bool blocked_in_it, clock::time_point end) {
+    if (units == units_before_) {
       ++empty_runs;
       return;
     }
-    seen(end);
+    unit_started(end);  // the gap after the last unit
     wall_us.push_back(to_us(s.wall));
     cpu_us.push_back(to_us(s.cpu));
-    disturbed.push_back(waited >= stall || (slow_units && *slow_units != before.slow) ||
-                        gap_stalls != before.gap_stalls);
+    blocked += blocked_in_it;
+    disturbed.push_back(!blocked_in_it && (waited >= stall || stalled_));
   }
 
 private:
+  void note_stall(std::uint64_t& count, clock::time_point ended) noexcept {
+    ++count;
+    const bool before_first_unit = units == units_before_;
+    if (slice == clock::duration::zero() || before_first_unit || ended > tick_start_ + slice) stalled_ = true;
+  }
+  clock::time_point tick_start_{};
   clock::time_point last_seen_{};
+  std::uint64_t units_before_ = 0;
+  bool stalled_ = false;
 };
 
 /// Wraps an executor; every function submitted through it is timed and logged. Given to a
@@ -198,12 +218,13 @@ public:
         nest() noexcept { ++depth; }
         ~nest() { --depth; }
       } n;
+      const long waits = thread_voluntary_switches();
       const auto delay = thread_run_delay();
       const stopwatch watch;
-      const auto before = log->start(watch.started());
+      log->start(watch.started());
       f();
       const span s = watch.elapsed();
-      log->add(s, thread_run_delay() - delay, before, watch.started() + s.wall);
+      log->add(s, thread_run_delay() - delay, thread_voluntary_switches() != waits, watch.started() + s.wall);
     });
   }
 

@@ -115,8 +115,9 @@ void print_latency(const json::object& doc) {
               "    CPU-bound units, %lld ms per case; timer lateness over all samples (us)\n",
               static_cast<long long>(num(l, "period_ms")), static_cast<long long>(num(l, "tasks")), num(l, "unit_us"),
               static_cast<long long>(num(l, "window_ms")));
-  std::printf("  %-20s %6s %8s %8s %8s %8s | %5s %5s %8s %8s %8s %6s %8s | %6s\n", "case", "fired", "p50",
-              "p99", "max", "units", "ticks", "dist.", "max", "p99 und", "max und", ">limit", "cpu max", "invcsw");
+  std::printf("  %-20s %6s %8s %8s %8s %8s | %5s %5s %8s %8s %8s %6s %8s | %8s %6s\n", "case", "fired", "p50",
+              "p99", "max", "units", "ticks", "dist.", "max", "p99 und", "max und", ">limit", "cpu max", "stalls/s",
+              "invcsw");
   for (const auto& c : l.at("cases").as_array()) {
     const auto& o = c.as_object();
     std::printf("  %-20s %6lld %8.0f %8.0f %8.0f %8lld |", o.at("case").as_string().c_str(),
@@ -136,13 +137,20 @@ void print_latency(const json::object& doc) {
     } else {
       std::printf(" %5s %5s %8s %8s %8s %6s %8s |", "-", "-", "-", "-", "-", "-", "-");
     }
+    if (o.contains("gap_stalls"))
+      std::printf(" %8.0f", (num(o, "gap_stalls") + num(o, "slow_units")) / (num(o, "elapsed_ms") / 1000.0));
+    else
+      std::printf(" %8s", "-");  // no load, or a file from before stalls were counted
     std::printf(" %6lld\n", static_cast<long long>(num(o, "involuntary_switches")));
   }
   std::printf("  ticks = the cooperator's strand runs, timed (wall) from outside the library, in us; dist. = ticks\n"
-              "  disturbed from outside (the thread waited 20 us or more for a CPU, or a stretch of a few us took\n"
-              "  20 us longer: a unit, or the library's work between the tick's start, its units and its end; VM\n"
-              "  steal, long interrupts); und = undisturbed ticks; >limit = undisturbed ticks over slice + 50 us;\n"
-              "  cpu = the thread's CPU time; invcsw = involuntary context switches\n");
+              "  disturbed from outside: the thread waited 20 us or more for a CPU, or a stretch of a few us (a\n"
+              "  unit, or the library's work between the tick's start, its units and its end) took 20 us longer\n"
+              "  (VM steal, long interrupts) where it could lengthen the tick: before the first unit or after\n"
+              "  the slice; never a tick in which the thread blocked; und = undisturbed ticks; >limit =\n"
+              "  undisturbed ticks over slice + 50 us; cpu = the thread's CPU time; stalls/s = all such stalls\n"
+              "  per second (a slow path of the library's would show as more than with the job in one\n"
+              "  handler); invcsw = involuntary context switches\n");
 }
 
 void print_control(const json::object& doc) {

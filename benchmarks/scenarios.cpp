@@ -87,24 +87,15 @@ json::object latency_case(const std::string& name, load kind, std::chrono::nanos
   asio::io_context ctx;
   handler_log ticks;
   ticks.reserve(static_cast<std::size_t>(window / 100us) + 16);
-  std::uint64_t units = 0;
-  // Units that ran 20 us or more over their length: something outside the library (the OS,
-  // the VM) took the CPU meanwhile. Smaller disturbances (timer interrupts) stay counted
-  // against the library. Stalls between units are found by ticks.seen() (handler_log).
-  std::uint64_t slow_units = 0;
-  ticks.units = &units;
-  ticks.slow_units = &slow_units;
-  const auto slow_limit =
-      std::chrono::duration_cast<clock::duration>(std::chrono::duration<double, std::micro>(unit_us + 20.0));
-  // One unit of the load, timed so that a tick the OS disturbed can be told apart.
-  auto unit = [&, busy_steps, slow_limit](std::uint64_t& state) {
+  ticks.unit_length =
+      std::chrono::duration_cast<clock::duration>(std::chrono::duration<double, std::micro>(unit_us));
+  if (kind == load::cooperator) ticks.slice = slice;
+  // One unit of the load, timed so that a tick the OS or the VM disturbed can be told apart.
+  auto unit = [&ticks, busy_steps](std::uint64_t& state) {
     const auto start = clock::now();
-    ticks.seen(start);
+    ticks.unit_started(start);
     busy_unit(state, busy_steps);
-    const auto end = clock::now();
-    if (end - start > slow_limit) ++slow_units;
-    ticks.seen(end);
-    ++units;
+    ticks.unit_ended(start, clock::now());
   };
   std::optional<coop::cooperator> cooperator;
 
@@ -128,14 +119,15 @@ json::object latency_case(const std::string& name, load kind, std::chrono::nanos
       });
   } else if (kind == load::one_handler) {
     asio::post(ctx, [&] {
+      const long waits = thread_voluntary_switches();
       const auto delay = thread_run_delay();
       const stopwatch watch;
-      const auto before = ticks.start(watch.started());
+      ticks.start(watch.started());
       std::uint64_t states[load_tasks] = {1, 2, 3, 4};
       while (clock::now() < end)
         for (auto& s : states) unit(s);
       const span s = watch.elapsed();
-      ticks.add(s, thread_run_delay() - delay, before, watch.started() + s.wall);
+      ticks.add(s, thread_run_delay() - delay, thread_voluntary_switches() != waits, watch.started() + s.wall);
     });
   }
   probe.start();
@@ -151,7 +143,7 @@ json::object latency_case(const std::string& name, load kind, std::chrono::nanos
                    {"p50_us", percentile(lateness, 50)},
                    {"p99_us", percentile(lateness, 99)},
                    {"max_us", lateness.empty() ? 0.0 : lateness.back()},
-                   {"units", units},
+                   {"units", ticks.units},
                    {"elapsed_ms", to_us(elapsed) / 1000.0},
                    {"involuntary_switches", involuntary_switches() - switches_before}};
   if (kind != load::none) {
@@ -163,8 +155,9 @@ json::object latency_case(const std::string& name, load kind, std::chrono::nanos
     row["ticks"] = summary_us(ticks.wall_us, slice_us + 50.0);
     row["ticks_undisturbed"] = summary_us(std::move(clean), slice_us + 50.0);
     row["ticks_cpu"] = summary_us(ticks.cpu_us, slice_us + 50.0);
-    row["slow_units"] = slow_units;
+    row["slow_units"] = ticks.slow_units;
     row["gap_stalls"] = ticks.gap_stalls;
+    row["blocked_ticks"] = ticks.blocked;
     row["empty_strand_runs"] = ticks.empty_runs;
   }
   json::array cdf;

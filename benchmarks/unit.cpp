@@ -84,6 +84,12 @@ clock::duration thread_run_delay() noexcept {
   return std::chrono::duration_cast<clock::duration>(std::chrono::nanoseconds(delay));
 }
 
+long thread_voluntary_switches() {
+  rusage usage{};
+  ::getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_nvcsw;
+}
+
 long involuntary_switches() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
