@@ -86,7 +86,8 @@ inline void push_held(held_lock* node) noexcept {
 #endif
 
 // Whether this thread holds `core`'s lock. A file-local function, not a member: every
-// resume() asks, and a member of a shared library could be interposed, so not inlined.
+// resume() asks, and the compiler does not inline a member of a shared library (another
+// definition could replace it at load time).
 bool this_thread_holds(const cooperator_core* core) noexcept {
   for (held_lock* h = innermost_held; h; h = h->outer)
     if (h->core == core) return true;
@@ -111,7 +112,6 @@ void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
   }
   while (running_task_.load(std::memory_order_seq_cst) == &t) std::this_thread::yield();
 }
-
 
 // Blocking and re-entrant. Used where waiting for a tick to end is right: the tick itself,
 // the strand's own handlers, and cooperator start()/stop().

@@ -26,7 +26,8 @@ public:
     if (try_lock()) return;
     // Mark the lock contended before sleeping, so that its holder's unlock wakes us; keep
     // it marked when we get it (we cannot know whether others sleep too).
-    while (state_.exchange(contended, std::memory_order_seq_cst) != free) state_.wait(contended, std::memory_order_relaxed);
+    while (state_.exchange(contended, std::memory_order_seq_cst) != free)
+      state_.wait(contended, std::memory_order_relaxed);
   }
   void unlock() noexcept {
     if (state_.exchange(free, std::memory_order_seq_cst) == contended) state_.notify_one();
