@@ -516,11 +516,7 @@ boost::system::error_code cooperator_core::resume(task_base& t) noexcept {
   } while (!t.control_.compare_exchange_weak(c, (c - control::one_pause) | (requeue && !locked ? control::requeue : 0),
                                              std::memory_order_acq_rel));
   if (!requeue) return {};
-  if (locked && t.place_ == task_place::runnable && !(c & control::requeue)) {
-    // The common case, what settle() would do: a lazy pause left the task in the order.
-    runnable_.unlink(t);
-    make_runnable(t);
-  } else if (locked) settle(t, true);
+  if (locked) settle(t, true);
   else apply_or_leave(request::settle, t);
   return {};
 }
@@ -575,6 +571,11 @@ void cooperator_core::end_wait(task_base& t, std::uint32_t generation, std::exce
   settle(t);
 }
 
+bool cooperator_core::wait_pending(const task_base& t, std::uint32_t generation) noexcept {
+  lock l(*this);  // its release applies what other threads left meanwhile
+  return t.waiting_ && t.wait_generation_ == generation;
+}
+
 void cooperator_core::wait_abandoned(task_base& t, std::uint32_t generation) noexcept {
   lock l(*this);
   if (!t.waiting_ || t.wait_generation_ != generation) return;
@@ -600,6 +601,13 @@ std::exception_ptr cooperator_core::result_of(const task_base& t) noexcept {
 }
 
 void cooperator_core::settle(task_base& t, bool requeue) noexcept {
+  if (requeue && t.place_ == task_place::runnable && t.control_.load(std::memory_order_acquire) == 0) {
+    // The common resume: a lazy pause left the task in the order (active, unpaused, no
+    // requeue bit pending, so not waiting): it moves to the end. The general case below.
+    runnable_.unlink(t);
+    make_runnable(t);
+    return;
+  }
   if (t.place_ == task_place::none && !t.retired_) {
     // A new task: make room for it in both rings, so placing it never allocates. Without
     // room it fails at once and is never placed.

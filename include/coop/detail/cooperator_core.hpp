@@ -245,6 +245,8 @@ private:
   void apply_or_leave(request what, task_base& t, waiter_base* w = nullptr) noexcept;
   void apply(request what, task_base& t, waiter_base* w) noexcept;
   void drain_inbox() noexcept;
+  /// Whether wait `generation` of `t` is still pending (under the lock).
+  bool wait_pending(const task_base& t, std::uint32_t generation) noexcept;
   /// Sequentially consistent: see core_mutex.hpp.
   bool inbox_waiting() const noexcept { return interrupt_.load(std::memory_order_seq_cst) & inbox_bit; }
   /// After unlocking: takes care of requests left while the lock was held.
@@ -340,12 +342,5 @@ template <class Emit>
 void coop::detail::cooperator_core::cancel_pending_wait(task_base& t, std::uint32_t generation, Emit&& emit) noexcept {
   // On the strand: the operation's handler cannot run concurrently, and a handler that
   // already ran moved the task past this generation.
-  bool pending;
-  {
-    std::lock_guard l(mutex_);
-    pending = t.waiting_ && t.wait_generation_ == generation;
-  }
-  // A request another thread left in the inbox while we held the lock is ours to apply.
-  if (inbox_waiting()) after_unlock();
-  if (pending) emit();
+  if (wait_pending(t, generation)) emit();
 }
