@@ -27,6 +27,7 @@ const std::exception_ptr operation_aborted_exception =
 // ---- run_ring ------------------------------------------------------------------------
 
 void run_ring::push_back(task_base& t, bool join_round) noexcept {
+  sync();
   if (!join_round && read_ == slots_.size()) {
     slots_.resize(write_);
     read_ = write_ = 0;
@@ -54,6 +55,7 @@ void run_ring::compact() noexcept {
 }
 
 task_base* run_ring::any() noexcept {
+  sync();
   if (read_ != write_) compact();
   while (!slots_.empty() && !slots_.back()) slots_.pop_back();
   read_ = write_ = std::min(read_, slots_.size());
@@ -914,28 +916,30 @@ void cooperator_core::run_units_for_slice() noexcept {
                interrupt_.load(std::memory_order_acquire) == 0;
       };
       if (nothing_happened()) [[likely]] {
-        // The units of the tasks in place after t run in a tight loop while nothing
-        // happens: the task stays active, no clock read is due, interrupt_ stays clear
-        // (a unit that changes the lists raises it: note_change()). Per unit this is a
-        // few instructions less than the way round next_in_round(), and with trivial
-        // units the instructions around a unit are what it costs.
-        bool refused = false;
-        runnable_.run_in_place([&](task_base& u) {
-          t = &u;
-          if (!claim(u, fences)) [[unlikely]] {
-            refused = true;
-            return false;
+        // The tasks in place after t take their turns in their own type's code while
+        // nothing happens (in_place_walk.hpp): each stays active, no clock read is due,
+        // interrupt_ stays clear (a unit that changes the lists raises it: note_change(),
+        // so the ring the walk points into cannot change under it). A run of one type is
+        // one virtual call; a change of type hands over to the next type's walk.
+        in_place_walk w{.running = &running_task_, .interrupt = &interrupt_, .fences = fences};
+        if (runnable_.start_walk(w, until_check)) {
+          // On while a task is in place at the cursor and nothing happened.
+          while (w.next != w.stop && *w.next) {
+            outcome = (*w.next)->run_turns(w);
+            if (w.refused || outcome != run_outcome::more || interrupt_.load(std::memory_order_acquire))
+              break;
           }
-          outcome = u.run_one();
-          running_task_.store(nullptr, std::memory_order_release);
-          --until_check;
-          return nothing_happened();
-        });
-        if (refused) [[unlikely]] {
-          refuse(*t);
-          continue;
+          runnable_.end_walk();
+          until_check -= static_cast<std::uint32_t>(w.passed) - (w.refused ? 1 : 0);
         }
-        ran = t;
+        if (w.last) {
+          t = w.last;
+          if (w.refused) [[unlikely]] {
+            refuse(*t);
+            continue;
+          }
+          ran = t;
+        }
       }
       if (outcome != run_outcome::more) [[unlikely]] {
         after_unit(*t, outcome);

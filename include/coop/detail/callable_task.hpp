@@ -1,6 +1,7 @@
 // A task whose work is a callable returning coop::step.
 #pragma once
 
+#include <coop/detail/in_place_walk.hpp>
 #include <coop/detail/task_base.hpp>
 #include <coop/step.hpp>
 
@@ -40,6 +41,8 @@ public:
       return run_outcome::failed;
     }
   }
+
+  run_outcome run_turns(in_place_walk& w) noexcept override { return walk_same_type(*this, w); }
 
   void destroy_work() noexcept override { work_.reset(); }
 

@@ -18,6 +18,7 @@
 #include <coop/cooperator_options.hpp>
 #include <coop/detail/asymmetric_fence.hpp>
 #include <coop/detail/core_mutex.hpp>
+#include <coop/detail/in_place_walk.hpp>
 #include <coop/detail/preemption_timer.hpp>
 #include <coop/detail/task_base.hpp>
 #include <coop/error.hpp>
@@ -56,6 +57,7 @@ public:
   bool single() const noexcept { return live_ == 1; }
   /// Room for `tasks` tasks without allocating later (push_back is then noexcept).
   void reserve(std::size_t tasks) {
+    sync();  // before the slots move
     const std::size_t needed = growth * tasks + 16;
     if (slots_.capacity() < needed) slots_.reserve(std::max(needed, 2 * slots_.capacity()));  // amortized O(1)
   }
@@ -68,6 +70,7 @@ public:
   }
   /// The next task of the round; wraps to a new round at the end; null when empty.
   task_base* next_in_round() noexcept {
+    sync();
     for (;;) {
       if (read_ == slots_.size()) {
         slots_.resize(write_);  // the round ends: the visited tasks are the next round
@@ -85,29 +88,25 @@ public:
         t->slot_ = static_cast<std::uint32_t>(write_);
       }
       ++write_;
-      prefetch_ahead(slots_.data(), read_, slots_.size());
+      prefetch_ahead(slots_.data() + read_, slots_.data() + slots_.size());
       return t;
     }
   }
-  /// The tick's common case in a loop of its own, with the cursor in registers: takes the
-  /// turns of the tasks from the cursor on, calling `turn(task)` for each, while
-  /// `turn` returns true and the tasks are in place: no hole behind the cursor (so no task
-  /// moves) and none at it, and the round goes on. `turn` runs with the ring consistent
-  /// and must return false whenever the ring may have changed. What next_in_round() would
-  /// do, without re-reading the ring per task.
-  template <class Turn> void run_in_place(Turn&& turn) noexcept {
-    if (read_ != write_) return;
-    task_base* const* const data = slots_.data();
-    const std::size_t size = slots_.size();
-    for (std::size_t i = read_; i != size;) {
-      task_base* t = data[i];
-      if (!t) return;
-      ++i;
-      prefetch_ahead(data, i, size);
-      read_ = write_ = i;
-      if (!turn(*t)) return;
-    }
+  /// Hands the cursor to `w` for a walk in place (in_place_walk.hpp) of at most `units`
+  /// turns, if there is no hole behind it (so no task moves), until end_walk() or a change
+  /// of the ring; else false.
+  bool start_walk(in_place_walk& w, std::uint32_t units) noexcept {
+    sync();
+    if (read_ != write_) return false;
+    task_base* const* const next = slots_.data() + read_;
+    task_base* const* const end = slots_.data() + slots_.size();
+    w.first = w.next = next;
+    w.stop = static_cast<std::size_t>(end - next) > units ? next + units : end;
+    w.fetch_end = fetch_end(next, end);
+    walk_ = &w;
+    return true;
   }
+  void end_walk() noexcept { sync(); }
   /// Some task (stop() takes them all, one at a time).
   task_base* any() noexcept;
 
@@ -116,22 +115,20 @@ private:
   // pause+resume outside a tick leaves one hole, and each closing rewrites every task's
   // slot (amortized 1/(growth-1) task writes per hole).
   static constexpr std::size_t growth = 3;
-  // Far enough ahead to cover a miss to memory (~100 ns) with units of a few ns.
-  static constexpr std::size_t prefetch_distance = 32;
   void compact() noexcept;
-  /// Fetches a task some turns ahead of `next`: what a unit touches is its vtable pointer
-  /// and control word (the start of the object) and the work that follows task_base.
-  static void prefetch_ahead(task_base* const* data, std::size_t next, std::size_t size) noexcept {
-    if (next + prefetch_distance < size) {
-      const char* ahead = reinterpret_cast<const char*>(data[next + prefetch_distance]);
-      __builtin_prefetch(ahead);
-      __builtin_prefetch(ahead + sizeof(task_base));
+  /// Takes the cursor back from a walk in place (start_walk()).
+  void sync() noexcept {
+    if (walk_) [[unlikely]] {
+      read_ = write_ = static_cast<std::size_t>(walk_->next - slots_.data());
+      walk_->passed = static_cast<std::size_t>(walk_->next - walk_->first);
+      walk_ = nullptr;
     }
   }
   std::vector<task_base*> slots_;
   std::size_t read_ = 0;
   std::size_t write_ = 0;
   std::size_t live_ = 0;
+  in_place_walk* walk_ = nullptr;  // holds the cursor while set
 };
 
 class cooperator_core : public std::enable_shared_from_this<cooperator_core> {
@@ -231,13 +228,7 @@ private:
   /// Publishes `t` as about to run, then reads its control word: true if it may run.
   /// `fences`: asymmetric_fences_ (passed in so the hot loop can keep it in a register).
   bool claim(task_base& t, bool fences) noexcept {
-    if (fences) {
-      running_task_.store(&t, std::memory_order_relaxed);
-      std::atomic_signal_fence(std::memory_order_seq_cst);  // heavy_fence() on the other side
-      return t.control_.load(std::memory_order_relaxed) == 0;
-    }
-    running_task_.store(&t, std::memory_order_seq_cst);
-    return t.control_.load(std::memory_order_seq_cst) == 0;
+    return fences ? detail::claim<true>(running_task_, t) : detail::claim<false>(running_task_, t);
   }
   /// The task whose unit is running (the lock holder's view).
   task_base* current() const noexcept { return running_task_.load(std::memory_order_relaxed); }

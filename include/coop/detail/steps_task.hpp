@@ -3,6 +3,7 @@
 #pragma once
 
 #include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/in_place_walk.hpp>
 #include <coop/detail/steps_awaiter.hpp>
 #include <coop/detail/task_base.hpp>
 #include <coop/steps.hpp>
@@ -44,6 +45,8 @@ public:
     }
     return run_outcome::done;
   }
+
+  run_outcome run_turns(in_place_walk& w) noexcept override { return walk_same_type(*this, w); }
 
   void cancel_wait() noexcept override {
     // Emitted on the strand, where the operation's handler runs: the slot is never used

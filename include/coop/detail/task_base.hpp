@@ -15,6 +15,7 @@
 namespace coop::detail {
 
 class cooperator_core;
+struct in_place_walk;
 
 enum class task_state : unsigned char { active, done, stopped, failed, scheduler_stopped };
 enum class task_place : unsigned char { none, runnable, parked };
@@ -76,6 +77,9 @@ public:
   virtual run_result run(std::uint32_t max_units, const std::atomic<std::uint32_t>& interrupt) noexcept = 0;
   /// Runs one unit (the round-robin case: one unit per task per turn).
   virtual run_outcome run_one() noexcept = 0;
+  /// Runs the turns of this task (at the walk's cursor) and of the tasks of the same type
+  /// in place after it, in this type's own code (in_place_walk.hpp).
+  virtual run_outcome run_turns(in_place_walk& w) noexcept = 0;
   /// Destroys the user's work (callable or coroutine frame); idempotent.
   virtual void destroy_work() noexcept = 0;
   /// Coroutine work waiting on an operation: emit terminal cancellation to it.
