@@ -411,7 +411,9 @@ void cooperator_core::add(task_base& t) {
   try {
     // What can throw comes first: if it does, nothing was added.
     // The parked ring first: it is never walked, so if the second reserve throws, the
-    // run ring (which a tick's in-place loop may be reading) has not moved.
+    // run ring (whose cursor a tick's walk in place may hold) is untouched. A run ring
+    // that grows takes the cursor back first, and the task settled below raises
+    // changed_bit (make_runnable or retire), which ends the walk after this unit.
     parked_.reserve(task_count_ + 1);
     runnable_.reserve(task_count_ + 1);
     if (!stopped_ && running_.load(std::memory_order_relaxed) && !in_tick_) schedule_tick();
@@ -709,7 +711,8 @@ void cooperator_core::retire(task_base& t) noexcept {
 // ---- scheduling ----------------------------------------------------------------------
 
 void cooperator_core::note_change() noexcept {
-  // Only a unit in progress (a batch of units of a lone task) needs telling.
+  // Only a unit in progress needs telling: a lone task's batch, or a walk in place, which
+  // must end after this unit (its cursor and slot pointers may be stale).
   if (current()) interrupt_.fetch_or(changed_bit, std::memory_order_relaxed);
 }
 
@@ -918,8 +921,9 @@ void cooperator_core::run_units_for_slice() noexcept {
       if (nothing_happened()) [[likely]] {
         // The tasks in place after t take their turns in their own type's code while
         // nothing happens (in_place_walk.hpp): each stays active, no clock read is due,
-        // interrupt_ stays clear (a unit that changes the lists raises it: note_change(),
-        // so the ring the walk points into cannot change under it). A run of one type is
+        // interrupt_ stays clear. A unit that changes the lists raises it (note_change()),
+        // so the walk ends after that unit, never going on over slots that may have
+        // moved; the ring took the cursor back before the change. A run of one type is
         // one virtual call; a change of type hands over to the next type's walk.
         in_place_walk w{.running = &running_task_, .interrupt = &interrupt_, .fences = fences};
         if (runnable_.start_walk(w, until_check)) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -52,8 +53,9 @@ struct fixture {
     return tasks.back();
   }
   /// A walk over `slots` from `first` (the slots stand for the ring's), `units` at most.
-  in_place_walk walk(std::vector<task_base*>& slots, std::size_t first, std::size_t units = 1000) {
-    in_place_walk w{.running = &running, .interrupt = &interrupt, .fences = true};
+  in_place_walk walk(std::vector<task_base*>& slots, std::size_t first, std::size_t units = 1000,
+                     bool fences = true) {
+    in_place_walk w{.running = &running, .interrupt = &interrupt, .fences = fences};
     task_base* const* const end = slots.data() + slots.size();
     w.next = slots.data() + first;
     w.stop = static_cast<std::size_t>(end - w.next) > units ? w.next + units : end;
@@ -153,6 +155,24 @@ BOOST_AUTO_TEST_CASE(a_refused_claim_ends_it_before_the_unit) {
   BOOST_TEST(running.load() == nullptr);
 }
 
+BOOST_AUTO_TEST_CASE(without_asymmetric_fences_it_walks_the_same) {
+  // Where the kernel has no membarrier, claims use sequentially consistent operations.
+  std::vector<task_base*> slots{add(), add(), add(), add<other_unit>()};
+  slots[2]->control_.store(coop::detail::control::one_pause);
+  in_place_walk w = walk(slots, 0, 1000, false);
+  BOOST_TEST((slots[0]->run_turns(w) == run_outcome::more));
+  BOOST_TEST(log == (std::vector<int>{0, 1}), boost::test_tools::per_element());
+  BOOST_TEST(w.refused);
+  BOOST_TEST(w.last == slots[2]);
+  BOOST_TEST(!running_seen_wrong);
+  BOOST_TEST(running.load() == nullptr);
+  slots[2]->control_.store(0);
+  w = walk(slots, 2, 1000, false);
+  BOOST_TEST((slots[2]->run_turns(w) == run_outcome::more));
+  BOOST_TEST(log == (std::vector<int>{0, 1, 2}), boost::test_tools::per_element());
+  BOOST_TEST(w.next == slots.data() + 3);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_FIXTURE_TEST_SUITE(ring, fixture)
@@ -185,6 +205,23 @@ BOOST_AUTO_TEST_CASE(takes_the_cursor_back_before_its_slots_move) {
   ring.push_back(*add());  // task 4, in this round
   ring.end_walk();
   BOOST_TEST(round_ids(ring, *this, 7) == (std::vector<int>{3, 4, 0, 1, 2, 3, 4}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_growth_that_fails_leaves_the_cursor_with_the_walk) {
+  // A unit whose cooperate() runs out of memory may catch that and go on: nothing changed,
+  // so the walk goes on too, and its cursor must still be the one that counts.
+  run_ring ring;
+  ring.reserve(4);
+  for (int i = 0; i < 4; ++i) ring.push_back(*add());
+  (void)round_ids(ring, *this, 1);
+  in_place_walk w;
+  BOOST_TEST_REQUIRE(ring.start_walk(w, 100));
+  w.next += 1;  // task 1 took its turn
+  BOOST_CHECK_THROW(ring.reserve(std::numeric_limits<std::size_t>::max() / 4), std::exception);
+  w.next += 1;  // and task 2
+  ring.end_walk();
+  BOOST_TEST(w.passed == 2u);
+  BOOST_TEST(round_ids(ring, *this, 5) == (std::vector<int>{3, 0, 1, 2, 3}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(takes_the_cursor_back_when_a_unit_changes_it) {

@@ -840,12 +840,13 @@ class scripted_workload {
 public:
   scripted_workload(std::uint64_t seed, coop::cooperator& c) : state_(seed * 2654435761u + 1), c_(c) {}
 
-  // Work of three kinds in runs of 7 tasks (the walk in place runs a run of one type in
-  // that type's own code and hands over at a change of type): two callable types and a
-  // coroutine, each logging and acting the same way.
+  // Work of four kinds in runs of 7 tasks (the walk in place runs a run of one type in
+  // that type's own code and hands over at a change of type): two callable types and two
+  // coroutine task types (a coroutine, and a lambda coroutine kept with its lambda),
+  // each logging and acting the same way.
   void add(int units) {
     const int id = static_cast<int>(tasks_.size());
-    switch (id / 7 % 3) {
+    switch (id / 7 % 4) {
       case 0:
         tasks_.push_back(c_.cooperate([this, id, units, n = 0]() mutable {
           ++n;
@@ -858,8 +859,16 @@ public:
           return unit(id, static_cast<int>(n), units);
         }));
         break;
-      default:
+      case 2:
         tasks_.push_back(c_.cooperate(steps_unit(id, units)));
+        break;
+      default:
+        tasks_.push_back(c_.cooperate([this, id, units]() -> coop::steps {
+          for (int n = 1;; ++n) {
+            if (unit(id, n, units) == coop::step::done) co_return;
+            co_yield coop::next;
+          }
+        }));
         break;
     }
   }

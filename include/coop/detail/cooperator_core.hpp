@@ -56,10 +56,15 @@ public:
   bool empty() const noexcept { return live_ == 0; }
   bool single() const noexcept { return live_ == 1; }
   /// Room for `tasks` tasks without allocating later (push_back is then noexcept).
+  /// Throws when out of memory, with nothing changed (a walk's cursor included).
   void reserve(std::size_t tasks) {
-    sync();  // before the slots move
     const std::size_t needed = growth * tasks + 16;
-    if (slots_.capacity() < needed) slots_.reserve(std::max(needed, 2 * slots_.capacity()));  // amortized O(1)
+    if (slots_.capacity() >= needed) return;
+    std::vector<task_base*> grown;
+    grown.reserve(std::max(needed, 2 * slots_.capacity()));  // amortized O(1)
+    sync();  // the slots move: a walk's cursor points into the old ones
+    grown.assign(slots_.begin(), slots_.end());
+    slots_.swap(grown);
   }
   /// `join_round` false: if the round is at its end, start the next one first, so the
   /// task (the one whose unit is running) lets the others run before its next turn.

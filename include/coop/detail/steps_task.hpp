@@ -19,7 +19,7 @@ namespace coop::detail {
 
 class steps_task_base : public task_base {
 public:
-  run_result run(std::uint32_t max_units, const std::atomic<std::uint32_t>& interrupt) noexcept override {
+  run_result run(std::uint32_t max_units, const std::atomic<std::uint32_t>& interrupt) noexcept final {
     std::uint32_t units = 0;
     do {
       ++units;
@@ -36,7 +36,8 @@ public:
     return {units, run_outcome::more};
   }
 
-  run_outcome run_one() noexcept override {
+  // final: run_turns() calls it directly for every steps_task<X>.
+  run_outcome run_one() noexcept final {
     frame_.resume();
     if (!frame_.done()) return run_outcome::more;
     if (frame_.promise().exception_) {
@@ -46,7 +47,7 @@ public:
     return run_outcome::done;
   }
 
-  run_outcome run_turns(in_place_walk& w) noexcept override { return walk_same_type(*this, w); }
+  run_outcome run_turns(in_place_walk& w) noexcept final { return walk_same_type(*this, w); }
 
   void cancel_wait() noexcept override {
     // Emitted on the strand, where the operation's handler runs: the slot is never used
