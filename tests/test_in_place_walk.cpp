@@ -175,27 +175,32 @@ BOOST_AUTO_TEST_CASE(without_asymmetric_fences_it_walks_the_same) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-BOOST_FIXTURE_TEST_SUITE(ring, fixture)
-
-// The ring's cursor while a walk holds it, and after.
-std::vector<int> round_ids(run_ring& ring, fixture& f, std::size_t count) {
-  std::vector<int> ids;
-  for (std::size_t i = 0; i < count; ++i) {
-    task_base* t = ring.next_in_round();
-    if (!t) break;
-    for (std::size_t k = 0; k < f.tasks.size(); ++k)
-      if (f.tasks[k] == t) ids.push_back(static_cast<int>(k));
+// A run ring of tasks 0-3, in that order.
+struct ring_fixture : fixture {
+  run_ring ring;
+  ring_fixture() {
+    ring.reserve(8);
+    for (int i = 0; i < 4; ++i) ring.push_back(*add());
   }
-  return ids;
-}
+  /// The ids of the next `count` tasks next_in_round() gives.
+  std::vector<int> take(std::size_t count) {
+    std::vector<int> ids;
+    for (std::size_t i = 0; i < count; ++i) {
+      task_base* t = ring.next_in_round();
+      if (!t) break;
+      for (std::size_t k = 0; k < tasks.size(); ++k)
+        if (tasks[k] == t) ids.push_back(static_cast<int>(k));
+    }
+    return ids;
+  }
+};
+
+BOOST_FIXTURE_TEST_SUITE(ring, ring_fixture)
 
 BOOST_AUTO_TEST_CASE(takes_the_cursor_back_before_its_slots_move) {
   // A unit may add a task, and the ring may grow into a new block meanwhile: the walk's
   // cursor points into the old one.
-  run_ring ring;
-  ring.reserve(4);
-  for (int i = 0; i < 4; ++i) ring.push_back(*add());
-  BOOST_TEST(round_ids(ring, *this, 1) == (std::vector<int>{0}), boost::test_tools::per_element());
+  BOOST_TEST(take(1) == (std::vector<int>{0}), boost::test_tools::per_element());
   in_place_walk w;
   BOOST_TEST_REQUIRE(ring.start_walk(w, 100));
   BOOST_TEST((*w.next == tasks[1]));
@@ -204,16 +209,13 @@ BOOST_AUTO_TEST_CASE(takes_the_cursor_back_before_its_slots_move) {
   BOOST_TEST(w.passed == 2u);  // counted before the slots moved
   ring.push_back(*add());  // task 4, in this round
   ring.end_walk();
-  BOOST_TEST(round_ids(ring, *this, 7) == (std::vector<int>{3, 4, 0, 1, 2, 3, 4}), boost::test_tools::per_element());
+  BOOST_TEST(take(7) == (std::vector<int>{3, 4, 0, 1, 2, 3, 4}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_growth_that_fails_leaves_the_cursor_with_the_walk) {
   // A unit whose cooperate() runs out of memory may catch that and go on: nothing changed,
   // so the walk goes on too, and its cursor must still be the one that counts.
-  run_ring ring;
-  ring.reserve(4);
-  for (int i = 0; i < 4; ++i) ring.push_back(*add());
-  (void)round_ids(ring, *this, 1);
+  (void)take(1);
   in_place_walk w;
   BOOST_TEST_REQUIRE(ring.start_walk(w, 100));
   w.next += 1;  // task 1 took its turn
@@ -221,14 +223,11 @@ BOOST_AUTO_TEST_CASE(a_growth_that_fails_leaves_the_cursor_with_the_walk) {
   w.next += 1;  // and task 2
   ring.end_walk();
   BOOST_TEST(w.passed == 2u);
-  BOOST_TEST(round_ids(ring, *this, 5) == (std::vector<int>{3, 0, 1, 2, 3}), boost::test_tools::per_element());
+  BOOST_TEST(take(5) == (std::vector<int>{3, 0, 1, 2, 3}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(takes_the_cursor_back_when_a_unit_changes_it) {
-  run_ring ring;
-  ring.reserve(8);
-  for (int i = 0; i < 4; ++i) ring.push_back(*add());
-  (void)round_ids(ring, *this, 1);
+  (void)take(1);
   in_place_walk w;
   BOOST_TEST_REQUIRE(ring.start_walk(w, 100));
   w.next += 3;  // tasks 1, 2 and 3 took their turns: the round is at its end
@@ -236,26 +235,20 @@ BOOST_AUTO_TEST_CASE(takes_the_cursor_back_when_a_unit_changes_it) {
   BOOST_TEST(w.passed == 3u);
   ring.end_walk();                // the cursor was taken back already: nothing more to do
   BOOST_TEST(w.passed == 3u);
-  BOOST_TEST(round_ids(ring, *this, 6) == (std::vector<int>{0, 1, 2, 3, 4, 0}), boost::test_tools::per_element());
+  BOOST_TEST(take(6) == (std::vector<int>{0, 1, 2, 3, 4, 0}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(starts_no_walk_with_a_hole_behind_the_cursor) {
   // The walk moves no task; closing a hole moves every task after it.
-  run_ring ring;
-  ring.reserve(4);
-  for (int i = 0; i < 4; ++i) ring.push_back(*add());
   ring.unlink(*tasks[0]);
-  BOOST_TEST(round_ids(ring, *this, 1) == (std::vector<int>{1}), boost::test_tools::per_element());
+  BOOST_TEST(take(1) == (std::vector<int>{1}), boost::test_tools::per_element());
   in_place_walk w;
   BOOST_TEST(!ring.start_walk(w, 100));
-  BOOST_TEST(round_ids(ring, *this, 4) == (std::vector<int>{2, 3, 1, 2}), boost::test_tools::per_element());
+  BOOST_TEST(take(4) == (std::vector<int>{2, 3, 1, 2}), boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(a_walk_stops_where_the_clock_is_due_or_the_round_ends) {
-  run_ring ring;
-  ring.reserve(4);
-  for (int i = 0; i < 4; ++i) ring.push_back(*add());
-  (void)round_ids(ring, *this, 1);
+  (void)take(1);
   in_place_walk w;
   BOOST_TEST_REQUIRE(ring.start_walk(w, 2));
   BOOST_TEST(w.stop - w.next == 2);
