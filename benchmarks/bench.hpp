@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop_bench: shared pieces of the benchmark harness (units of work, statistics, the
 // results document, an executor wrapper that times every handler it runs).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop_bench: measures coop against a tight loop and plain Asio in one run, prints a table
 // of absolute figures and ratios, checks issue 6's targets and writes the same as JSON.
 //

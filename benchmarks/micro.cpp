@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The micro-measurements, run by Google Benchmark: (a) throughput of trivial units,
 // (c) control operations from outside a tick, and two reference figures (a clock read, one
 // trivial unit in a loop). Each figure is the median of `repetitions` runs.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The scenarios that need their own runner: (b) latency under load, (c) control from inside
 // a unit, (d) memory, (e) fairness, (f) threads.
 #include "bench.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The units of work, kept in their own translation unit so that no caller can inline them,
 // and small process-level probes.
 #include "bench.hpp"

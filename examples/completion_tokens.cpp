@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The same job awaited four ways: a callback, asio::deferred, asio::use_future and
 // asio::use_awaitable.
 #include <coop/coop.hpp>

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSL-1.0
 # Builds the libFuzzer target fuzz_ops (coop's sources + the target, all instrumented)
 # with clang++-14 and -fsanitize=fuzzer,address,undefined.
 #   fuzz/build.sh [build-dir]        (default: <repo>/build-fuzz)

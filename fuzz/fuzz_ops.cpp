@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // libFuzzer target over operation sequences: the input bytes decode to a sequence of the
 // model checker's operations (tests/model/model_harness.hpp: cooperate/coiterate, pause,
 // resume, stop, cooperator stop/start, ticks of chosen lengths, units that finish, throw or

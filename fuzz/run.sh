@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSL-1.0
 # Runs the fuzz target for N seconds (default 60), building it first if needed.
 #   fuzz/run.sh [seconds] [build-dir]
 # The corpus persists in <build-dir>/corpus (seeded with generated sequences), findings

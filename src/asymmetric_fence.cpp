@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include <coop/detail/asymmetric_fence.hpp>
 
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include <coop/detail/cooperator_core.hpp>
 #include <coop/detail/strand_entry.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include <coop/default_cooperator.hpp>
 
 #include <boost/asio/execution.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // cooperator::coiterate = cooperate + when_done, with every kind of token, lazy launch,
 // and per-operation cancellation that stops the task (terminal, partial) or is ignored
 // (total).

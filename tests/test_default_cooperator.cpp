@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop::default_cooperator: one cooperator per execution context, used by coop::cooperate
 // and coop::coiterate, shut down with its context (tasks finish with scheduler_stopped,
 // queued handlers are destroyed, not invoked).

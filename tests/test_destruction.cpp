@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Destroying a cooperator (and its io_context) with live tasks and waiters: waiters finish
 // with scheduler_stopped, handles stay usable, nothing leaks (run under ASan), and a
 // completion handler may destroy the cooperator.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop's errors: the exception hierarchy (Twisted's SchedulerError family) and the
 // Asio-style error code enum with its category.
 #define BOOST_TEST_MODULE error

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Faults: allocation failure injected at every allocation, one at a time, during
 // cooperator construction, cooperate, when_done, coiterate, ticks, task stop() and
 // cooperator stop(); work objects whose destructors re-enter the cooperator; a unit that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The tick's walk in place (detail/in_place_walk.hpp), driven by hand over a run order of
 // real task objects: where a walk stops, what it reports, and how the run ring takes its
 // cursor back. Internals, tested directly: through a cooperator, which unit runs inside a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Model-based randomized testing: coop and the reference model (tests/model/coop_model.hpp,
 // written from API.md and TWISTED.md) run the same seeded random operation sequences —
 // cooperate/coiterate, pause, resume, stop a task (throwing and error_code forms),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // How a cooperator schedules its tasks: round-robin in join order, one unit per task per
 // turn, ticks that continue the round, new and resumed tasks at the end of the order,
 // other handlers between ticks, nothing queued when nothing is runnable, start/stop,

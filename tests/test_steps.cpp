@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop::steps — coroutine work: co_yield coop::next ends a unit; co_yield of an Asio
 // operation made with asio::deferred takes the task out of the run order until the
 // operation completes and gives back its result; failures, stop and pause during a wait,

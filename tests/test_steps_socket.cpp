@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop::steps over real I/O: a producer task writes a large buffer to a loopback TCP
 // socket with `co_yield asio::async_write(..., asio::deferred)` while a reader on the same
 // io_context checks every byte.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Controlling one task through its cooperative_task handle: pause/resume (counted),
 // stop, how a finished task reports itself, failing units, the error_code& forms,
 // handle copies and invalid work.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Threads: an io_context run by three threads, a cooperator with many tasks, and foreign
 // threads (and units) calling pause/resume/stop/cooperate/when_done at random. Checked:
 // units of one cooperator never overlap and run on its strand; after pause() or stop()

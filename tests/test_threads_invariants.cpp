@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Thread stress: 3 threads run an io_context that hosts a cooperator while 2 controller
 // threads call control operations at random (pause/resume/stop tasks, when_done, new
 // tasks, stop/start the cooperator) and units return done, throw, stop themselves or wait

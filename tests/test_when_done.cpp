@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // cooperative_task::when_done: completion with every kind of token, the result it carries,
 // where and when its handler runs, outstanding work, and per-operation cancellation.
 #define BOOST_TEST_MODULE when_done

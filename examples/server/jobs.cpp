@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "jobs.hpp"
 
 #include <boost/json/array.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The demo's jobs: SHA-2 style digests of generated data, one 64 KiB chunk per unit of
 // cooperative work, and the registry that the HTTP routes read and control.
 #pragma once

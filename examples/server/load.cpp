@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop_demo_load: measures GET /ping latency and request rate of coop_demo_server while K
 // jobs run, in three modes, and prints a table:
 //   none   no jobs

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop_demo_server: the demo HTTP server. See the README, "The demo".
 #include "server.hpp"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # The main job, end to end on loopback: builds the demo HTTP server and its load client,
 # starts the server on an ephemeral port of 127.0.0.1, measures GET /ping while 8 SHA-256
 # jobs run (on the cooperator, naively inside handlers, and with no jobs; with wrk too when

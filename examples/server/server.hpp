@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The demo HTTP/1.1 server: Boost.Beast sessions on an io_context, CPU-bound jobs and
 // streamed bodies on a coop::cooperator over the same io_context.
 #pragma once

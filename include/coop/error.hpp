@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop's errors: exception classes mirroring Twisted's, and the same conditions as an
 // Asio-style error code enum with its category.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop::step — what one unit of callable work reports.
 #pragma once
 

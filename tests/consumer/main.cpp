@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Compiles against the installed (or added) coop and runs one task to completion.
 #include <coop/coop.hpp>
 

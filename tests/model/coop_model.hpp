@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The reference model of coop's task/cooperator state machine, written from API.md and
 // TWISTED.md (not from coop's source). It is deliberately naive: a vector of runnable task
 // ids with an index cursor (Twisted's list + list iterator), O(n) everything, strings for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Drives coop and the reference model (coop_model.hpp) with the same operation sequence
 // and compares every observable after every operation: what each call threw (or set in
 // its error_code), which units ran and in which order (with the calls they made and what

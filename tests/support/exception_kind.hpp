@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // What a test asserts about exceptions: the exact type, as a readable name, so a failed
 // check prints what was thrown instead of "false".
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A hand-driven executor for deterministic tests: Twisted's FakeScheduler in Asio form.
 // Nothing runs until the test calls poll_one()/poll(); outstanding work is counted so a
 // test can assert that a cooperator with nothing runnable holds none.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Store-load ordering between the tick, which publishes the task it is about to run and
 // then reads that task's control word before every unit, and a pause()/stop() from another
 // thread, which changes the control word and then reads what the tick runs (Dekker). A

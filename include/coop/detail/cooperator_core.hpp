@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The shared state of one cooperator: its strand, its task lists and the tick loop.
 // Owned jointly by the cooperator object, its tasks and its queued tick, so handles and
 // queued handlers stay safe after the cooperator object is gone.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The cooperator's lock. A resume() from outside a tick takes it once (try_lock, then
 // unlock), so its cost is part of every pause+resume pair: std::mutex goes through two
 // out-of-line pthread calls that check the mutex kind, this is one compare-and-swap to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Tells a poster that Asio dropped its handler. When a post runs out of memory, Asio has
 // already moved the handler into its own wrapper: it destroys it and throws. Only the
 // handler's destructor sees it go, so a handler whose loss matters reports itself to the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The tick's common case, walked in the task type's own code. While the tasks after the
 // run ring's cursor are in place (no hole behind the cursor, so no task moves) and of one
 // type, their units run in a loop compiled for that type: the unit is a direct call the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A backstop that ends ticks whose units suddenly got much slower than the clock-read
 // interval the tick learned (Seastar's preemption flag, made lazy): a thread that, while
 // any tick runs, wakes every period and raises the preempt bit of every core whose

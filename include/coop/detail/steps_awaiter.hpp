@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // How `co_yield op;` waits for an Asio operation inside coop::steps work.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Queues a handler on a strand so that running out of memory can fail only before
 // anything is queued. Posted to while idle, Boost 1.81's strand queues the handler and
 // then posts its invoker to the inner executor; when that second post fails, the strand

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The state every task shares, whatever its work: its place in its cooperator's lists, the
 // pause count, how it finished and the parked when_done waiters. Guarded by the
 // cooperator core's lock; reference counted because handles outlive everything.
