@@ -1,6 +1,8 @@
+// SPDX-License-Identifier: BSL-1.0
 // Three long jobs share one io_context with a periodic timer: the cooperator slices the
-// jobs so the timer keeps firing on time. Shows when_done with a callback, use_future and
-// a coroutine job paced by a timer.
+// jobs so the timer keeps firing on time. Shows when_done with a callback, use_future, a
+// coroutine job paced by a timer, and results: the checksum comes back through when_done
+// (returning(work) hands back the job object, a steps_of<T> coroutine its co_return).
 #include <coop/coop.hpp>
 
 #include <boost/asio/deferred.hpp>
@@ -26,6 +28,13 @@ struct checksum_job {
   }
 };
 
+// The same fold as a coroutine that co_returns its checksum.
+coop::steps_of<std::uint64_t> checksum_coroutine(std::uint64_t chunks) {
+  checksum_job job{chunks};
+  while (job() == coop::step::more) co_yield coop::next;
+  co_return job.sum;
+}
+
 coop::steps ticker(asio::steady_timer& timer, int& ticks) {
   for (ticks = 0; ticks < 5; ++ticks) {
     timer.expires_after(2ms);
@@ -47,6 +56,18 @@ int main() {
   coop.cooperate(checksum_job{2000}).when_done(report("job A"));
   coop.cooperate(checksum_job{1000}).when_done(report("job B"));
 
+  // Results: the finished job object comes back, and so does a coroutine's co_return.
+  std::uint64_t sum_d = 0, sum_e = 0;
+  coop.cooperate(coop::returning(checksum_job{300}))
+      .when_done([&](std::exception_ptr e, checksum_job job) {
+        sum_d = job.sum;
+        report("job D")(e);
+      });
+  coop.coiterate(checksum_coroutine(300), [&](std::exception_ptr e, std::uint64_t sum) {
+    sum_e = sum;
+    report("job E")(e);
+  });
+
   asio::steady_timer timer(io);
   int ticks = 0;
   coop.cooperate(ticker(timer, ticks)).when_done(report("ticker"));
@@ -58,5 +79,8 @@ int main() {
   std::puts("job C: done (use_future)");
   runner.join();
   std::printf("%d callback jobs finished, ticker ticked %d times\n", done, ticks);
-  return done == 3 && ticks == 5 ? 0 : 1;
+  std::printf("job D checksum %016llx, job E checksum %016llx (the same fold: %s)\n",
+              static_cast<unsigned long long>(sum_d), static_cast<unsigned long long>(sum_e),
+              sum_d == sum_e ? "equal" : "DIFFERENT");
+  return done == 5 && ticks == 5 && sum_d == sum_e && sum_d != 0 ? 0 : 1;
 }

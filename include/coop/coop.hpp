@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The whole of coop: #include <coop/coop.hpp>.
 #pragma once
 
@@ -6,5 +7,6 @@
 #include <coop/cooperator_options.hpp>
 #include <coop/default_cooperator.hpp>
 #include <coop/error.hpp>
+#include <coop/result_task.hpp>
 #include <coop/step.hpp>
 #include <coop/steps.hpp>

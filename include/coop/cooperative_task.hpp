@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop::cooperative_task — a handle to one task of a cooperator (Twisted: CooperativeTask).
 #pragma once
 
@@ -13,6 +14,8 @@
 namespace coop {
 
 namespace asio = boost::asio;
+
+template <class T> class result_task;
 
 /// A cheap, copyable handle to a task; copies refer to the same task. It stays safe to
 /// use after the cooperator is gone (the task has then finished with scheduler_stopped).
@@ -64,6 +67,7 @@ public:
       : core_(std::move(core)), task_(std::move(task)) {}
 
 private:
+  template <class> friend class result_task;
   std::shared_ptr<detail::cooperator_core> core_;  // kept here, not in the task: see task_base.hpp
   detail::task_ptr task_;
 };

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop::cooperator — runs many long jobs one small unit at a time, round-robin, in time
 // slices on a strand, so the executor keeps serving I/O between slices (Twisted:
 // Cooperator).
@@ -6,6 +7,8 @@
 #include <coop/cooperative_task.hpp>
 #include <coop/cooperator_options.hpp>
 #include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/make_task.hpp>
+#include <coop/result_task.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -50,7 +53,13 @@ public:
   /// Throws std::invalid_argument for an empty std::function or null function pointer.
   /// On a stopped cooperator the task finishes at once with scheduler_stopped.
   template <class Work>
+    requires(!detail::result_work<Work>)
   cooperative_task cooperate(Work&& work);
+
+  /// Adds a task with a result: a steps_of<T> coroutine (or a callable returning one)
+  /// gives result_task<T>, returning(work) gives result_task<Work>.
+  template <detail::result_work Work>
+  result_task<detail::work_result_t<Work>> cooperate(Work&& work);
 
   /// cooperate(work) + when_done(token). With a lazy token the task starts when the
   /// operation is launched.
@@ -62,6 +71,20 @@ public:
   /// terminal and partial stop the task (it completes with task_stopped); total is
   /// ignored, since stopping is a side effect.
   template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
+    requires(!detail::result_work<Work>)
+  auto coiterate(Work&& work, CompletionToken&& token);
+
+  /// coiterate for work with a result (steps_of<T>, returning(work)).
+  ///
+  /// @par Completion Signature
+  /// `void(std::exception_ptr, T)`: the value is moved into the one completion, so a
+  /// move-only T works; steps_of<T> gives T{} unless the task is done, returning(work)
+  /// always gives the work.
+  ///
+  /// @par Per-Operation Cancellation
+  /// As the other coiterate: terminal and partial stop the task; total is ignored.
+  template <detail::result_work Work,
+            asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
   auto coiterate(Work&& work, CompletionToken&& token);
 
   /// Runs queued tasks (a cooperator made with started=false, or one stopped).

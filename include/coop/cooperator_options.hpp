@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop::cooperator_options — how a cooperator slices its ticks.
 #pragma once
 
@@ -13,7 +14,7 @@ struct cooperator_options {
   /// Twisted's terminationPredicateFactory. When set, `slice` is ignored: the factory is
   /// called at the start of each tick and the predicate is asked after every unit; true
   /// ends the tick. A factory or predicate that throws ends the tick.
-  std::function<std::function<bool()>()> termination;
+  std::function<std::function<bool()>()> termination = {};
   /// false: tasks queue until start().
   bool started = true;
 };

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // One cooperator per execution context (Twisted's module-level cooperate/coiterate).
 #pragma once
 
@@ -26,12 +27,28 @@ cooperator& default_cooperator(ExecutionContext& ctx) {
 
 /// default_cooperator(ex).cooperate(work).
 template <class Work>
+  requires(!detail::result_work<Work>)
 cooperative_task cooperate(const asio::any_io_executor& ex, Work&& work) {
+  return default_cooperator(ex).cooperate(std::forward<Work>(work));
+}
+
+/// default_cooperator(ex).cooperate(work) for work with a result: result_task<T>.
+template <detail::result_work Work>
+result_task<detail::work_result_t<Work>> cooperate(const asio::any_io_executor& ex, Work&& work) {
   return default_cooperator(ex).cooperate(std::forward<Work>(work));
 }
 
 /// default_cooperator(ex).coiterate(work, token).
 template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
+  requires(!detail::result_work<Work>)
+auto coiterate(const asio::any_io_executor& ex, Work&& work, CompletionToken&& token) {
+  return default_cooperator(ex).coiterate(std::forward<Work>(work), std::forward<CompletionToken>(token));
+}
+
+/// default_cooperator(ex).coiterate(work, token) for work with a result:
+/// `void(std::exception_ptr, T)`.
+template <detail::result_work Work,
+          asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
 auto coiterate(const asio::any_io_executor& ex, Work&& work, CompletionToken&& token) {
   return default_cooperator(ex).coiterate(std::forward<Work>(work), std::forward<CompletionToken>(token));
 }

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // coop::steps — coroutine work: each resumption up to the next co_yield is one unit.
 //
 //   coop::steps checksum(file& f) {
@@ -13,12 +14,15 @@
 // error_code / exception_ptr (nothing, the value, or a std::tuple). A failed operation
 // fails the task. `co_return` or falling off the end completes it; an escaping exception
 // fails it.
+//
+// coop::steps_of<T> is the same with `co_return value;`: the task's result (result_task.hpp).
 #pragma once
 
 #include <coop/detail/steps_awaiter.hpp>
 
 #include <coroutine>
 #include <exception>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -30,41 +34,62 @@ struct next_t {
 };
 inline constexpr next_t next{};
 
-/// The return type of a coroutine used as work. Starts suspended; move-only owner of the
-/// coroutine frame until cooperate() takes it.
-class [[nodiscard]] steps {
+namespace detail {
+
+/// What every steps coroutine's promise has, whatever it returns.
+struct steps_promise_base {
+  task_base* task_ = nullptr;  // set when cooperate() takes the frame
+  std::exception_ptr exception_;
+
+  std::suspend_always initial_suspend() noexcept { return {}; }
+  std::suspend_always final_suspend() noexcept { return {}; }
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+
+  std::suspend_always yield_value(next_t) noexcept { return {}; }
+
+  template <class Operation>
+  auto yield_value(Operation&& op) {
+    static_assert(detail::is_async_operation<std::decay_t<Operation>>,
+                  "coop::steps: co_yield takes coop::next or an Asio operation made with "
+                  "asio::deferred (e.g. timer.async_wait(asio::deferred))");
+    return detail::operation_awaiter<std::decay_t<Operation>>(*task_, std::forward<Operation>(op));
+  }
+};
+
+/// `co_return;` (T void) or `co_return value;`: the value goes to the task's result slot,
+/// outside the frame, so it outlives the frame.
+template <class T> struct steps_return {
+  std::optional<T>* result_ = nullptr;  // set when cooperate() takes the frame
+  template <class U = T>
+  void return_value(U&& value) {
+    result_->emplace(std::forward<U>(value));
+  }
+};
+template <> struct steps_return<void> {
+  void return_void() noexcept {}
+};
+
+template <class Owner, class T>
+struct steps_promise : steps_promise_base, steps_return<T> {
+  Owner get_return_object() noexcept { return Owner(std::coroutine_handle<steps_promise>::from_promise(*this)); }
+};
+
+/// The move-only ownership of a steps coroutine's frame, shared by steps and steps_of.
+template <class Owner, class T>
+class steps_frame_owner {
 public:
-  struct promise_type {
-    detail::task_base* task_ = nullptr;  // set when cooperate() takes the frame
-    std::exception_ptr exception_;
-
-    steps get_return_object() noexcept { return steps(std::coroutine_handle<promise_type>::from_promise(*this)); }
-    std::suspend_always initial_suspend() noexcept { return {}; }
-    std::suspend_always final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { exception_ = std::current_exception(); }
-
-    std::suspend_always yield_value(next_t) noexcept { return {}; }
-
-    template <class Operation>
-    auto yield_value(Operation&& op) {
-      static_assert(detail::is_async_operation<std::decay_t<Operation>>,
-                    "coop::steps: co_yield takes coop::next or an Asio operation made with "
-                    "asio::deferred (e.g. timer.async_wait(asio::deferred))");
-      return detail::operation_awaiter<std::decay_t<Operation>>(*task_, std::forward<Operation>(op));
-    }
-  };
+  using promise_type = steps_promise<Owner, T>;
   using handle_type = std::coroutine_handle<promise_type>;
 
-  steps(steps&& other) noexcept : frame_(std::exchange(other.frame_, {})) {}
-  steps& operator=(steps&& other) noexcept {
+  steps_frame_owner(steps_frame_owner&& other) noexcept : frame_(std::exchange(other.frame_, {})) {}
+  steps_frame_owner& operator=(steps_frame_owner&& other) noexcept {
     if (this != &other) {
       if (frame_) frame_.destroy();
       frame_ = std::exchange(other.frame_, {});
     }
     return *this;
   }
-  ~steps() {
+  ~steps_frame_owner() {
     if (frame_) frame_.destroy();
   }
 
@@ -73,9 +98,46 @@ public:
   /// Gives up ownership of the frame.
   handle_type release() noexcept { return std::exchange(frame_, {}); }
 
+protected:
+  explicit steps_frame_owner(handle_type frame) noexcept : frame_(frame) {}
+
 private:
-  explicit steps(handle_type frame) noexcept : frame_(frame) {}
   handle_type frame_;
+};
+
+}  // namespace detail
+
+/// The return type of a coroutine used as work. Starts suspended; move-only owner of the
+/// coroutine frame until cooperate() takes it.
+class [[nodiscard]] steps : public detail::steps_frame_owner<steps, void> {
+  friend promise_type;
+  using steps_frame_owner::steps_frame_owner;
+};
+
+/// A coop::steps coroutine that ends with `co_return value;`: cooperate() gives a
+/// result_task<T>, coiterate() completes with `void(std::exception_ptr, T)`. Every rule of
+/// coop::steps holds. On failure or stop the value is `T{}` (as asio::co_spawn does).
+///
+///   coop::steps_of<std::uint32_t> crc(file& f) {
+///     std::uint32_t c = 0;
+///     while (auto chunk = f.next()) { c = update(c, chunk); co_yield coop::next; }
+///     co_return c;
+///   }
+template <class T>
+class [[nodiscard]] steps_of : public detail::steps_frame_owner<steps_of<T>, T> {
+  static_assert(!std::is_void_v<T>, "coop::steps_of<void>: use coop::steps");
+  static_assert(!std::is_reference_v<T>, "coop::steps_of<T>: T must be a value type, not a reference");
+  static_assert(std::is_default_constructible_v<T>,
+                "coop::steps_of<T>: T must be default-constructible (a failed or stopped task "
+                "completes with T{})");
+  static_assert(std::is_move_constructible_v<T>,
+                "coop::steps_of<T>: T must be move-constructible (the value is moved into the completion)");
+  using base = detail::steps_frame_owner<steps_of<T>, T>;
+  friend typename base::promise_type;
+  using base::base;
+
+public:
+  using value_type = T;
 };
 
 }  // namespace coop

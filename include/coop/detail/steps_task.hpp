@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A task whose work is a coop::steps coroutine (optionally with the callable that made it,
 // kept alive because a lambda coroutine's captures live in the lambda object).
 #pragma once
@@ -6,13 +7,16 @@
 #include <coop/detail/in_place_walk.hpp>
 #include <coop/detail/steps_awaiter.hpp>
 #include <coop/detail/task_base.hpp>
+#include <coop/detail/task_result.hpp>
 #include <coop/steps.hpp>
 
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 
+#include <coroutine>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <utility>
 
 namespace coop::detail {
@@ -25,8 +29,8 @@ public:
       ++units;
       frame_.resume();
       if (frame_.done()) {
-        if (frame_.promise().exception_) {
-          failure_ = frame_.promise().exception_;
+        if (promise_->exception_) {
+          failure_ = promise_->exception_;
           return {units, run_outcome::failed};
         }
         return {units, run_outcome::done};
@@ -40,8 +44,8 @@ public:
   run_outcome run_one() noexcept final {
     frame_.resume();
     if (!frame_.done()) return run_outcome::more;
-    if (frame_.promise().exception_) {
-      failure_ = frame_.promise().exception_;
+    if (promise_->exception_) {
+      failure_ = promise_->exception_;
       return run_outcome::failed;
     }
     return run_outcome::done;
@@ -66,15 +70,25 @@ public:
   std::shared_ptr<cooperator_core> core_;  // set by make_task; what the waits report to
 
 protected:
-  explicit steps_task_base(steps::handle_type frame) noexcept : frame_(frame) {
-    if (frame_) frame_.promise().task_ = this;
+  steps_task_base() noexcept = default;
+  template <class Promise>
+  explicit steps_task_base(std::coroutine_handle<Promise> frame) noexcept {
+    adopt(frame);
+  }
+  /// Takes the frame (of a steps or a steps_of<T> coroutine) and points it at this task.
+  template <class Promise>
+  void adopt(std::coroutine_handle<Promise> frame) noexcept {
+    frame_ = frame;
+    promise_ = frame ? &frame.promise() : nullptr;
+    if (promise_) promise_->task_ = this;
   }
   void destroy_frame() noexcept {
     if (frame_) std::exchange(frame_, {}).destroy();
   }
   ~steps_task_base() override { destroy_frame(); }
 
-  steps::handle_type frame_;
+  std::coroutine_handle<> frame_;
+  steps_promise_base* promise_ = nullptr;  // frame_'s, whatever the coroutine returns
 };
 
 inline asio::cancellation_slot wait_cancellation_slot(task_base& t) noexcept {
@@ -82,30 +96,65 @@ inline asio::cancellation_slot wait_cancellation_slot(task_base& t) noexcept {
 }
 inline cooperator_core& core_of(task_base& t) noexcept { return *static_cast<steps_task_base&>(t).core_; }
 
-/// `Callable` void: the work is a steps object; else a callable returning steps.
-template <class Callable>
+/// The result of a steps_of<T> coroutine (T void: coop::steps, none).
+template <class T> struct steps_result {
+  result_slot<T> result_{false};
+  template <class Promise> void connect(std::coroutine_handle<Promise> frame) noexcept {
+    frame.promise().result_ = &result_.value_;
+  }
+};
+template <> struct steps_result<void> {
+  template <class Promise> void connect(std::coroutine_handle<Promise>) noexcept {}
+};
+
+/// The value type of a steps or steps_of<T> object: void or T.
+template <class Steps> struct steps_value;
+template <> struct steps_value<steps> {
+  using type = void;
+};
+template <class T> struct steps_value<steps_of<T>> {
+  using type = T;
+};
+
+/// `Callable` void: the work is the steps (or steps_of<T>) object; else a callable
+/// returning one (kept alive: a lambda coroutine's captures live in the lambda object).
+/// `T`: what the coroutine returns.
+template <class Callable, class T = void>
 class steps_task final : public steps_task_base {
 public:
   template <class C>
-  explicit steps_task(C&& callable) : steps_task_base({}), callable_(std::in_place, std::forward<C>(callable)) {
-    frame_ = std::invoke(*callable_).release();
-    if (!frame_) throw std::invalid_argument("coop: the work returned an empty coop::steps");
-    frame_.promise().task_ = this;
+  explicit steps_task(C&& callable)
+      : callable_(std::in_place, std::forward<C>(callable)) {
+    auto frame = std::invoke(*callable_).release();
+    if (!frame) throw std::invalid_argument("coop: the work returned an empty coop::steps");
+    result_.connect(frame);
+    adopt(frame);
   }
   void destroy_work() noexcept override {
     destroy_frame();
     callable_.reset();
   }
+  auto* result() noexcept { return &result_.result_; }
 
 private:
   std::optional<Callable> callable_;
+  [[no_unique_address]] steps_result<T> result_;
 };
 
-template <>
-class steps_task<void> final : public steps_task_base {
+template <class T>
+class steps_task<void, T> final : public steps_task_base {
 public:
-  explicit steps_task(steps&& work) noexcept : steps_task_base(work.release()) {}
+  template <class Steps>
+  explicit steps_task(Steps&& work) noexcept {
+    auto frame = work.release();
+    result_.connect(frame);
+    adopt(frame);
+  }
   void destroy_work() noexcept override { destroy_frame(); }
+  auto* result() noexcept { return &result_.result_; }
+
+private:
+  [[no_unique_address]] steps_result<T> result_;
 };
 
 }  // namespace coop::detail

@@ -1,13 +1,19 @@
+// SPDX-License-Identifier: BSL-1.0
 // A parked when_done (or coiterate) operation: the handler, work on its executor, and a
 // cancellation handler on its slot. Modeled on Beast's saved_handler: allocated with the
 // handler's allocator, memory freed before the handler is invoked, slot cleared on the
 // handler's executor before completion.
+//
+// With a `Value` (result tasks, result_task.hpp) the op also carries the task's result:
+// decided at its first completion, copied for when_done, moved for coiterate (its only
+// waiter), and moved into the handler: `void(std::exception_ptr, Value)`.
 #pragma once
 
 #include <coop/detail/cooperator_core.hpp>
 #include <coop/detail/drop_guard.hpp>
 #include <coop/detail/strand_entry.hpp>
 #include <coop/detail/task_base.hpp>
+#include <coop/detail/task_result.hpp>
 
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -19,12 +25,37 @@
 
 #include <exception>
 #include <memory>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace coop::detail {
 
-template <class Handler>
-class when_done_op final : public waiter_base {
+/// The op's part that carries a value (nothing for Value void).
+template <class Value> struct carried_value {
+  explicit carried_value(result_slot<Value>* s) noexcept : source(s) {}
+  result_slot<Value>* source;
+  std::optional<Value> value;  // decided at the first completion
+};
+template <> struct carried_value<void> {
+  explicit carried_value(result_slot<void>*) noexcept {}
+};
+
+/// The waiter interface of an op: a result_waiter when it carries a value.
+template <class Op, class Value> class waiter_base_for : public result_waiter<Value> {
+public:
+  void value_final() noexcept override { static_cast<Op*>(this)->redeliver_value(); }
+
+protected:
+  ~waiter_base_for() = default;
+};
+template <class Op> class waiter_base_for<Op, void> : public waiter_base {
+protected:
+  ~waiter_base_for() = default;
+};
+
+template <class Handler, class Value = void>
+class when_done_op final : public waiter_base_for<when_done_op<Handler, Value>, Value> {
   using handler_executor = asio::associated_executor_t<Handler, cooperator_core::executor_type>;
   using work_executor = std::decay_t<decltype(asio::prefer(
       std::declval<const handler_executor&>(), asio::execution::outstanding_work.tracked))>;
@@ -34,13 +65,14 @@ class when_done_op final : public waiter_base {
 public:
   /// Allocates the op; `stops_task`: cancellation stops the task (coiterate) instead of
   /// ending only this wait (when_done).
+  /// `source`: the task's result (Value non-void).
   static when_done_op* create(Handler&& handler, std::shared_ptr<cooperator_core> core, task_ptr task,
-                              bool stops_task) {
+                              bool stops_task, result_slot<Value>* source = nullptr) {
     allocator_type alloc(asio::get_associated_allocator(handler));
     when_done_op* op = std::allocator_traits<allocator_type>::allocate(alloc, 1);
     try {
       std::allocator_traits<allocator_type>::construct(alloc, op, std::move(handler), std::move(core), std::move(task),
-                                                       stops_task);
+                                                       stops_task, source);
     } catch (...) {
       std::allocator_traits<allocator_type>::deallocate(alloc, op, 1);
       throw;
@@ -57,15 +89,25 @@ public:
     return op;
   }
 
-  when_done_op(Handler&& handler, std::shared_ptr<cooperator_core> core, task_ptr task, bool stops_task)
+  when_done_op(Handler&& handler, std::shared_ptr<cooperator_core> core, task_ptr task, bool stops_task,
+               result_slot<Value>* source)
       : handler_(std::move(handler)),
         work_(asio::prefer(asio::get_associated_executor(handler_, core->get_executor()),
                            asio::execution::outstanding_work.tracked)),
         core_(std::move(core)),
         task_(std::move(task)),
-        stops_task_(stops_task) {}
+        stops_task_(stops_task),
+        value_(source) {}
 
   bool complete(std::exception_ptr result) noexcept override {
+    if constexpr (!std::is_void_v<Value>) {
+      if (!value_.value && !decide_value(result)) {
+        // The work may still change: completed again by redeliver_value(), after its unit.
+        this->result_ = std::move(result);
+        value_.source->defer(*this);
+        return true;
+      }
+    }
     drop_guard guard(this);
     try {
       send(completion(this, std::move(result)));
@@ -75,6 +117,9 @@ public:
     }
     return !guard.dropped();
   }
+
+  /// The value became final (result_slot::work_finished): completes it again.
+  void redeliver_value() noexcept { core_->redeliver(*this, std::move(this->result_)); }
 
   void destroy() noexcept override {
     clear_slot();
@@ -118,10 +163,35 @@ private:
       allocator_type alloc(asio::get_associated_allocator(o->handler_));
       Handler handler(std::move(o->handler_));
       work_executor work(std::move(o->work_));  // held until the handler has run
-      deallocate(o, alloc);
-      std::move(handler)(std::move(result));
+      if constexpr (std::is_void_v<Value>) {
+        deallocate(o, alloc);
+        std::move(handler)(std::move(result));
+      } else {
+        Value value(std::move(*o->value_.value));
+        deallocate(o, alloc);
+        std::move(handler)(std::move(result), std::move(value));
+      }
     }
   };
+
+  // Called under the core's lock at the first completion; false while the value may
+  // still change. A task not yet finished means this wait was cancelled.
+  bool decide_value([[maybe_unused]] std::exception_ptr& result) noexcept {
+    if constexpr (!std::is_void_v<Value>) {
+      result_slot<Value>& source = *value_.source;
+      if (task_->retired_ && !source.final()) return false;
+      try {
+        if (!task_->retired_) source.give_for_cancelled_wait(value_.value);
+        else source.give(value_.value, control::state(task_->control_.load(std::memory_order_acquire)), stops_task_);
+      } catch (...) {
+        // The copy of the value failed: the wait completes with that exception.
+        result = std::current_exception();
+        result_slot<Value>::give_default(value_.value);
+      }
+      if (!value_.value) std::terminate();  // no value and no way to make one (see result_task.hpp)
+    }
+    return true;
+  }
 
   // The handler's executor gets the completion; a strand (the cooperator's own, by
   // default) is entered through its inner executor from outside (strand_entry.hpp).
@@ -154,6 +224,7 @@ private:
   std::shared_ptr<cooperator_core> core_;  // alive for a late cancellation or a redelivery
   task_ptr task_;
   bool stops_task_;
+  carried_value<Value> value_;
 };
 
 }  // namespace coop::detail

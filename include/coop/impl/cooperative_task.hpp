@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #pragma once
 
 #include <coop/detail/when_done_op.hpp>
@@ -9,24 +10,28 @@ namespace coop {
 namespace detail {
 
 /// Parks a when_done_op on a task; `stops_task` makes its cancellation stop the task.
+/// `Value` non-void: the op carries the task's result, kept in `result`.
+template <class Value = void>
 class initiate_when_done {
 public:
-  initiate_when_done(std::shared_ptr<cooperator_core> core, task_ptr task) noexcept
-      : core_(std::move(core)), task_(std::move(task)) {}
+  initiate_when_done(std::shared_ptr<cooperator_core> core, task_ptr task,
+                     result_slot<Value>* result = nullptr) noexcept
+      : core_(std::move(core)), task_(std::move(task)), result_(result) {}
   using executor_type = cooperator_core::executor_type;
   executor_type get_executor() const noexcept { return core_->get_executor(); }
 
   template <class Handler>
   void operator()(Handler&& handler, bool stops_task) const {
     // A decayed copy: some tokens (use_promise) pass an lvalue handler they still use.
-    auto* op = when_done_op<std::decay_t<Handler>>::create(std::decay_t<Handler>(std::forward<Handler>(handler)),
-                                                          core_, task_, stops_task);
+    auto* op = when_done_op<std::decay_t<Handler>, Value>::create(
+        std::decay_t<Handler>(std::forward<Handler>(handler)), core_, task_, stops_task, result_);
     core_->when_done(*task_, *op);
   }
 
 private:
   std::shared_ptr<cooperator_core> core_;
   task_ptr task_;
+  result_slot<Value>* result_;
 };
 
 inline void throw_if(const boost::system::error_code& ec) {
@@ -45,7 +50,7 @@ template <asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
 auto cooperative_task::when_done(CompletionToken&& token) {
   if (!task_) detail::throw_if(detail::empty_handle());
   return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
-      detail::initiate_when_done(core_, task_), token, false);
+      detail::initiate_when_done<>(core_, task_), token, false);
 }
 
 inline void cooperative_task::pause(boost::system::error_code& ec) noexcept {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #pragma once
 
 #include <coop/detail/make_task.hpp>
@@ -14,10 +15,12 @@ public:
 
   template <class Handler, class Work>
   void operator()(Handler&& handler, Work&& work) const {
-    task_ptr task(make_task(std::forward<Work>(work), core_), false);
+    auto made = make_task_with_result(std::forward<Work>(work), core_);
+    task_ptr task(made.task, false);
     // The waiter first: if it cannot be allocated, nothing has started.
-    using op_type = when_done_op<std::decay_t<Handler>>;
-    op_type* op = op_type::create(std::decay_t<Handler>(std::forward<Handler>(handler)), core_, task, true);
+    using op_type = when_done_op<std::decay_t<Handler>, work_result_t<Work>>;
+    op_type* op =
+        op_type::create(std::decay_t<Handler>(std::forward<Handler>(handler)), core_, task, true, made.result);
     try {
       core_->add(*task);
     } catch (...) {
@@ -34,15 +37,32 @@ private:
 }  // namespace detail
 
 template <class Work>
+  requires(!detail::result_work<Work>)
 cooperative_task cooperator::cooperate(Work&& work) {
   detail::task_ptr task(detail::make_task(std::forward<Work>(work), core_), false);
   core_->add(*task);
   return cooperative_task(core_, std::move(task));
 }
 
+template <detail::result_work Work>
+result_task<detail::work_result_t<Work>> cooperator::cooperate(Work&& work) {
+  auto made = detail::make_task_with_result(std::forward<Work>(work), core_);
+  detail::task_ptr task(made.task, false);
+  core_->add(*task);
+  return result_task<detail::work_result_t<Work>>(core_, std::move(task), made.result);
+}
+
 template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
+  requires(!detail::result_work<Work>)
 auto cooperator::coiterate(Work&& work, CompletionToken&& token) {
   return asio::async_initiate<CompletionToken, void(std::exception_ptr)>(
+      detail::initiate_coiterate(core_), token, std::forward<Work>(work));
+}
+
+template <detail::result_work Work,
+          asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
+auto cooperator::coiterate(Work&& work, CompletionToken&& token) {
+  return asio::async_initiate<CompletionToken, void(std::exception_ptr, detail::work_result_t<Work>)>(
       detail::initiate_coiterate(core_), token, std::forward<Work>(work));
 }
 
