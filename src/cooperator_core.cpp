@@ -170,12 +170,15 @@ void cooperator_core::apply_or_leave(request what, task_base& t, waiter_base* w)
   }
   if (mutex_.try_lock()) {
     lock l(*this, std::adopt_lock);
+    // Requests left earlier go first: a cancellation must not overtake the parking of
+    // its own wait (it would find nothing to cancel, and the wait would stay parked).
+    drain_inbox();
     apply(what, t, w);
     return;
   }
   try {
     std::lock_guard l(inbox_mutex_);
-    inbox_.push_back({what, task_ptr(&t), w});
+    inbox_.push_back({what, task_ptr(&t), w, w ? w->id_ : 0});
   } catch (...) {
     // Out of memory for the inbox: wait for the lock instead.
     lock l(*this);
@@ -195,7 +198,19 @@ void cooperator_core::drain_inbox() noexcept {
     interrupt_.fetch_and(~inbox_bit, std::memory_order_relaxed);
     items.swap(inbox_);
   }
-  for (inbox_item& item : items) apply(item.what, *item.task, item.waiter);
+  for (inbox_item& item : items) {
+    if (item.what == request::cancel_waiter) cancel_parked(*item.task, item.waiter, item.waiter_id);
+    else apply(item.what, *item.task, item.waiter);
+  }
+}
+
+void cooperator_core::cancel_parked(task_base& t, const waiter_base* w, std::uint64_t id) noexcept {
+  for (waiter_base* p = t.waiters_; p; p = p->next_)
+    if (p == w && p->id_ == id) {
+      apply(request::cancel_waiter, t, p);
+      return;
+    }
+  // Not parked: it completed (its completion is on its way or has run).
 }
 
 void cooperator_core::apply(request what, task_base& t, waiter_base* w) noexcept {
@@ -533,7 +548,10 @@ boost::system::error_code cooperator_core::stop(task_base& t) noexcept {
   return {};
 }
 
-void cooperator_core::when_done(task_base& t, waiter_base& w) noexcept { apply_or_leave(request::park_waiter, t, &w); }
+void cooperator_core::when_done(task_base& t, waiter_base& w) noexcept {
+  w.id_ = next_waiter_id_.fetch_add(1, std::memory_order_relaxed);
+  apply_or_leave(request::park_waiter, t, &w);
+}
 
 void cooperator_core::cancel_wait(task_base& t, waiter_base& w) noexcept { apply_or_leave(request::cancel_waiter, t, &w); }
 

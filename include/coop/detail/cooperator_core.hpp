@@ -222,10 +222,14 @@ private:
 
   // What another thread leaves for the lock holder.
   enum class request : unsigned char { settle, park_waiter, cancel_waiter };
+  // `waiter`: for park_waiter, a wait nobody else can complete, so alive until applied;
+  // for cancel_waiter, only a name (with `waiter_id`), never dereferenced: the wait may
+  // have completed and been freed meanwhile.
   struct inbox_item {
     request what;
     task_ptr task;
     waiter_base* waiter;
+    std::uint64_t waiter_id;
   };
 
   /// After a control word change from another thread: waits while a unit of `t`, decided
@@ -241,6 +245,9 @@ private:
   /// Applies `what` now if this thread can take the lock, else leaves it in the inbox.
   void apply_or_leave(request what, task_base& t, waiter_base* w = nullptr) noexcept;
   void apply(request what, task_base& t, waiter_base* w) noexcept;
+  /// Ends the wait named `w`/`id` with operation_aborted if it is still parked on `t`.
+  /// Finds it among t's waiters, never reading `w` itself (see inbox_item).
+  void cancel_parked(task_base& t, const waiter_base* w, std::uint64_t id) noexcept;
   void drain_inbox() noexcept;
   /// Whether wait `generation` of `t` is still pending (under the lock).
   bool wait_pending(const task_base& t, std::uint32_t generation) noexcept;
@@ -301,6 +308,7 @@ private:
   std::atomic<std::uint32_t> units_epoch_{0};
   const bool asymmetric_fences_ = asymmetric_fences_available();
   std::mutex inbox_mutex_;
+  std::atomic<std::uint64_t> next_waiter_id_{1};
   std::vector<inbox_item> inbox_;
   bool stopped_ = false;
   bool shutting_down_ = false;

@@ -34,6 +34,10 @@ public:
   waiter_base* next_ = nullptr;
   waiter_base* prev_ = nullptr;
   bool linked_ = false;
+  /// Names this wait for the cooperator's whole life. A cancellation left in the inbox
+  /// refers to the wait by address and id: the operation may have completed and been
+  /// freed (its address reused) by the time the inbox is applied.
+  std::uint64_t id_ = 0;
   /// Hands the result to the handler's executor (posted, never inline). Called under the
   /// core's lock, after unlinking. Returns false when posting failed for lack of memory:
   /// the op is untouched and the caller keeps it (result in result_) to try again.
