@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <thread>
@@ -43,17 +44,21 @@ private:
     for (;;) {
       bool busy = false;
       const std::int64_t now = now_ns();
-      for (entry* e : entries_) {
+      // By index: the list may change while the mutex is released for a retry (an entry
+      // then skipped or seen twice costs nothing: both checks are idempotent).
+      for (std::size_t i = 0; i < entries_.size(); ++i) {
+        entry* e = entries_[i];
+        const std::int64_t start = e->tick_start_ns.load(std::memory_order_relaxed);
+        if (start != 0) {
+          busy = true;
+          // Under the mutex: the core cannot be destroyed meanwhile. A tick that ended
+          // just now and a new one that started may get one spurious early end: harmless.
+          if (now - start > e->slice_ns + std::chrono::nanoseconds(period).count()) e->core->preempt();
+        }
         if (e->needs_retry.load(std::memory_order_acquire)) {
           busy = true;
-          e->core->try_retry();  // try_lock only: never waits on a core under our mutex
+          retry(*e->core, l);
         }
-        const std::int64_t start = e->tick_start_ns.load(std::memory_order_relaxed);
-        if (start == 0) continue;
-        busy = true;
-        // Under the mutex: the core cannot be destroyed meanwhile. A tick that ended
-        // just now and a new one that started may get one spurious early end: harmless.
-        if (now - start > e->slice_ns + std::chrono::nanoseconds(period).count()) e->core->preempt();
       }
       quiet_periods = busy ? 0 : quiet_periods + 1;
       if (quiet_periods > 50) {
@@ -66,6 +71,19 @@ private:
         cv_.wait_for(l, period);
       }
     }
+  }
+  // Posts again what `core` could not post, without our mutex: releasing the core's lock
+  // applies what other threads left meanwhile, such as a stop() whose work destructor
+  // makes or destroys a cooperator (add()/remove() take our mutex). The core is pinned,
+  // so it cannot be freed under the retry; one whose last owner is gone (its destructor
+  // waits for our mutex) is skipped.
+  static void retry(cooperator_core& core, std::unique_lock<std::mutex>& l) noexcept {
+    std::shared_ptr<cooperator_core> pinned = core.weak_from_this().lock();
+    if (!pinned) return;
+    l.unlock();
+    pinned->try_retry();  // try_lock only: never waits on a running tick
+    pinned.reset();       // may destroy the core, whose destructor takes our mutex
+    l.lock();
   }
   bool any_tick_running() const noexcept {
     return std::any_of(entries_.begin(), entries_.end(),

@@ -10,14 +10,24 @@
 #include <coop/coop.hpp>
 #include <support/exception_kind.hpp>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <functional>
+#include <memory>
+#include <new>
 #include <optional>
+#include <string>
 #include <thread>
+#include <utility>
 
 namespace asio = boost::asio;
 
@@ -79,4 +89,89 @@ BOOST_AUTO_TEST_CASE(queued_cancellations_racing_a_cooperator_stop) {
   handlers.restart();
   handlers.run();
   for (int i = 0; i < waits; ++i) BOOST_TEST(completed[i] == 1);
+}
+
+namespace {
+
+// Refuses memory on one thread while `refusing` is set. The first allocation on any other
+// thread (the library's watchdog, retrying the post) ends the refusal and runs
+// `on_other_thread` first.
+struct allocation_control {
+  std::thread::id refuse_on = std::this_thread::get_id();
+  std::atomic<bool> refusing{false};
+  std::function<void()> on_other_thread;
+};
+
+template <class T> struct refusing_allocator {
+  using value_type = T;
+  allocation_control* control;
+  explicit refusing_allocator(allocation_control* c) noexcept : control(c) {}
+  template <class U> refusing_allocator(const refusing_allocator<U>& other) noexcept : control(other.control) {}
+  T* allocate(std::size_t n) {
+    if (control->refusing.load()) {
+      if (std::this_thread::get_id() == control->refuse_on) throw std::bad_alloc();
+      if (control->refusing.exchange(false)) control->on_other_thread();
+    }
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  template <class U> bool operator==(const refusing_allocator<U>& other) const noexcept { return control == other.control; }
+};
+
+// Work whose destructor makes (and so also destroys) a cooperator.
+struct makes_a_cooperator_when_destroyed {
+  asio::io_context* io;
+  std::atomic<bool>* destroyed;
+  makes_a_cooperator_when_destroyed(asio::io_context* i, std::atomic<bool>* d) : io(i), destroyed(d) {}
+  makes_a_cooperator_when_destroyed(makes_a_cooperator_when_destroyed&& other) noexcept
+      : io(std::exchange(other.io, nullptr)), destroyed(other.destroyed) {}
+  ~makes_a_cooperator_when_destroyed() {
+    if (!io) return;
+    coop::cooperator inner(*io);
+    destroyed->store(true);
+  }
+  coop::step operator()() { return coop::step::more; }
+};
+
+// Waits up to a minute for `flag`; a deadlocked library never sets it, and the process
+// could not end cleanly then, so the case aborts with a message instead of hanging.
+void require_within_a_minute(const std::atomic<bool>& flag, const char* what) {
+  for (int i = 0; i < 60000 && !flag.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!flag.load()) {
+    std::fprintf(stderr, "FAILED: %s did not happen within a minute (deadlock)\n", what);
+    std::abort();
+  }
+}
+
+}  // namespace
+
+// The watchdog posts again a completion that ran out of memory. While it holds the
+// cooperator's lock for that, another thread stops a task (left in the inbox); releasing
+// the lock applies the stop, which destroys the task's work on the watchdog thread, and
+// that destructor makes a cooperator. Before, the watchdog did all this holding its own
+// mutex, which making (or destroying) a cooperator takes: a self-deadlock.
+BOOST_AUTO_TEST_CASE(watchdog_retry_runs_a_destructor_that_makes_a_cooperator) {
+  asio::io_context io;
+  coop::cooperator coop(io);
+  std::atomic<bool> destroyed{false};
+  coop::cooperative_task paused = coop.cooperate(makes_a_cooperator_when_destroyed(&io, &destroyed));
+  paused.pause();
+
+  allocation_control control;
+  // Runs on the watchdog thread, inside its retry, with the cooperator's lock held.
+  control.on_other_thread = [&] { std::thread([&] { paused.stop(); }).join(); };
+  int units = 0;
+  coop::cooperative_task finishing = coop.cooperate([&] {
+    if (++units < 2) return coop::step::more;
+    control.refusing = true;  // its completion cannot be posted from here
+    return coop::step::done;
+  });
+  std::optional<std::string> result;
+  finishing.when_done(asio::bind_allocator(refusing_allocator<int>(&control),
+                                           asio::bind_executor(io, [&](std::exception_ptr e) { result = coop_test::kind(e); })));
+  io.run();  // until the completion the watchdog posted has run
+  BOOST_REQUIRE(result.has_value());
+  BOOST_TEST(*result == "null");
+  require_within_a_minute(destroyed, "the stopped task's work destructor");
+  BOOST_TEST(coop_test::thrown_by([&] { paused.pause(); }) == coop_test::kind<coop::task_stopped>());
 }
