@@ -26,11 +26,17 @@ public:
 
 private:
   void shutdown() override {
-    std::lock_guard lock(mutex_);
-    if (cooperator_) cooperator_->shutdown_with_context();
+    cooperator* c = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (cooperator_) c = &*cooperator_;
+    }
+    // Without the mutex: stopping runs work destructors, which may call
+    // default_cooperator() on this context (they get this cooperator, now stopped).
+    if (c) c->shutdown_with_context();
   }
 
-  std::mutex mutex_;
+  std::mutex mutex_;  // guards the creation of cooperator_, which then lives as long as us
   std::optional<cooperator> cooperator_;
 };
 

@@ -20,6 +20,8 @@
 #include <boost/core/demangle.hpp>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <future>
@@ -352,4 +354,42 @@ BOOST_AUTO_TEST_CASE(a_new_context_gets_a_new_running_default_cooperator) {
   BOOST_TEST(log == (log_t{"n1", "n2"}), boost::test_tools::per_element());
   BOOST_TEST(kind(o->ep) == "null");
   t = {};
+}
+
+namespace {
+// Work whose destructor adds a task to the default cooperator of the same context.
+struct cooperates_when_destroyed {
+  asio::io_context* io;
+  std::optional<std::string>* late_result;
+  cooperates_when_destroyed(asio::io_context* i, std::optional<std::string>* r) : io(i), late_result(r) {}
+  cooperates_when_destroyed(cooperates_when_destroyed&& other) noexcept
+      : io(std::exchange(other.io, nullptr)), late_result(other.late_result) {}
+  ~cooperates_when_destroyed() {
+    if (!io) return;
+    coop::cooperative_task late = coop::cooperate(io->get_executor(), [] { return coop::step::done; });
+    *late_result = coop_test::thrown_by([&] { late.pause(); });
+  }
+  coop::step operator()() { return coop::step::more; }
+};
+}  // namespace
+
+// Context shutdown destroys the default cooperator's work; a work destructor that calls
+// coop::cooperate on the same context must not deadlock on the service's own mutex.
+// Another cooperator made first puts its service ahead, so the default cooperator's
+// service shuts down first (newest first), while the context is still half alive.
+BOOST_AUTO_TEST_CASE(work_destructor_cooperates_during_context_shutdown) {
+  auto io = std::make_unique<asio::io_context>();
+  auto other = std::make_unique<coop::cooperator>(*io);
+  std::optional<std::string> late_result;
+  coop::cooperate(io->get_executor(), cooperates_when_destroyed(io.get(), &late_result));
+  // The destruction runs on another thread so that a deadlock fails the case at a
+  // deadline instead of hanging the suite.
+  std::future<void> destroyed = std::async(std::launch::async, [&] { io.reset(); });
+  if (destroyed.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    std::fprintf(stderr, "FAILED: context shutdown deadlocked in a work destructor\n");
+    std::abort();
+  }
+  other.reset();
+  BOOST_REQUIRE(late_result.has_value());
+  BOOST_TEST(*late_result == coop_test::kind<coop::scheduler_stopped>());
 }
