@@ -482,7 +482,12 @@ void cooperator_core::shutdown() noexcept {
 void cooperator_core::context_shutdown() noexcept {
   shutdown();
   lock l(*this);
-  strand_.reset();
+  std::optional<executor_type> gone;
+  {
+    std::lock_guard sl(strand_mutex_);
+    gone.swap(strand_);
+  }
+  // `gone` dies here, while the strand's service still exists.
 }
 
 // ---- task control --------------------------------------------------------------------

@@ -175,3 +175,47 @@ BOOST_AUTO_TEST_CASE(watchdog_retry_runs_a_destructor_that_makes_a_cooperator) {
   require_within_a_minute(destroyed, "the stopped task's work destructor");
   BOOST_TEST(coop_test::thrown_by([&] { paused.pause(); }) == coop_test::kind<coop::task_stopped>());
 }
+
+namespace {
+// A service made before the cooperator: services shut down newest first, so its
+// shutdown() runs after the cooperator's part of the context's shutdown, and before any
+// service is destroyed.
+struct shutdown_hook : asio::execution_context::service {
+  using key_type = shutdown_hook;
+  static inline asio::execution_context::id id;
+  explicit shutdown_hook(asio::execution_context& ctx) : service(ctx) {}
+  std::function<void()> on_shutdown;
+  void shutdown() override {
+    if (on_shutdown) on_shutdown();
+  }
+};
+}  // namespace
+
+// get_executor() may be called from any thread at any time, while the context shuts down
+// (and gives up the cooperator's strand) too. Before, it read the strand unguarded:
+// ThreadSanitizer reported the race with the shutdown, ASan at times a use-after-free of
+// the strand's implementation.
+BOOST_AUTO_TEST_CASE(get_executor_while_the_context_shuts_down) {
+  for (int round = 0; round < 20; ++round) {
+    auto io = std::make_unique<asio::io_context>();
+    std::atomic<bool> stop{false};
+    std::atomic<bool> started{false};
+    std::thread reader;
+    // The reader ends before any service is destroyed: the strands it copied die with it.
+    asio::use_service<shutdown_hook>(*io).on_shutdown = [&] {
+      stop = true;
+      reader.join();
+    };
+    coop::cooperator coop(*io);
+    reader = std::thread([&] {
+      while (!stop) {
+        coop::cooperator::executor_type ex = coop.get_executor();
+        started = true;
+      }
+    });
+    while (!started) std::this_thread::yield();
+    io.reset();
+    BOOST_TEST(!reader.joinable());
+    BOOST_TEST(!coop.get_executor().running_in_this_thread());
+  }
+}

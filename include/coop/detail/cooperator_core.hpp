@@ -146,7 +146,10 @@ public:
 
   /// The strand; once the execution context has shut down, a strand on a context that
   /// destroys whatever is submitted to it (the real one must die with its service).
-  executor_type get_executor() const noexcept { return strand_ ? *strand_ : detached_strand(); }
+  executor_type get_executor() const noexcept {
+    std::lock_guard l(strand_mutex_);  // any thread, at any time: context_shutdown() resets it
+    return strand_ ? *strand_ : detached_strand();
+  }
   bool running() const noexcept { return running_.load(std::memory_order_relaxed); }
 
   /// Takes over the cooperator's reference to `t` (a fresh task). A stopped cooperator
@@ -292,7 +295,9 @@ private:
   static constexpr std::uint32_t preempt_bit = 4;  // the slice has run out
   static constexpr std::uint32_t stop_bit = 8;     // stop() waits for the tick to end
 
+  // Written only under the lock and strand_mutex_ both; read under either.
   std::optional<executor_type> strand_;
+  mutable std::mutex strand_mutex_;
   registry* registry_ = nullptr;  // the context's list of cores; null once it shut down
   std::chrono::nanoseconds slice_;
   std::function<std::function<bool()>()> termination_;
