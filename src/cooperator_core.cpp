@@ -2,6 +2,8 @@
 #include <coop/detail/cooperator_core.hpp>
 #include <coop/detail/strand_entry.hpp>
 
+#include "process_locks.hpp"
+
 
 #include <boost/asio/execution.hpp>
 #include <boost/asio/io_context.hpp>
@@ -297,11 +299,9 @@ void cooperator_core::try_schedule_tick() noexcept {
 
 // ---- the execution context's cores -----------------------------------------------------
 
-namespace {
-// Guards every registry's list and every core's registry_ pointer. Touched only when a
-// core is made or destroyed and when a context shuts down.
-std::mutex registries_mutex;
-}  // namespace
+// registries_mutex() (process_locks.hpp) guards every registry's list and every core's
+// registry_ pointer. Touched only when a core is made or destroyed and when a context
+// shuts down.
 
 // One per execution context with cooperators: when the context shuts down, its cores
 // stop and release their strands while the strand service still exists.
@@ -312,11 +312,11 @@ public:
   explicit registry(asio::execution_context& ctx) : service(ctx) {}
 
   void add(cooperator_core& core) {
-    std::lock_guard l(registries_mutex);
+    std::lock_guard l(registries_mutex());
     cores_.push_back(&core);
     core.registry_ = this;
   }
-  /// Called with registries_mutex held.
+  /// Called with registries_mutex() held.
   void remove_locked(cooperator_core& core) noexcept {
     std::erase(cores_, &core);
     core.registry_ = nullptr;
@@ -326,7 +326,7 @@ private:
   void shutdown() override {
     std::vector<std::shared_ptr<cooperator_core>> alive;
     {
-      std::lock_guard l(registries_mutex);
+      std::lock_guard l(registries_mutex());
       for (cooperator_core* core : cores_) {
         core->registry_ = nullptr;
         if (auto p = core->weak_from_this().lock()) alive.push_back(std::move(p));
@@ -397,7 +397,7 @@ cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_opt
   try {
     preemption_timer::add(timer_entry_);
   } catch (...) {
-    std::lock_guard l(registries_mutex);
+    std::lock_guard l(registries_mutex());
     if (registry_) registry_->remove_locked(*this);
     throw;
   }
@@ -405,7 +405,7 @@ cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_opt
 
 cooperator_core::~cooperator_core() {
   preemption_timer::remove(timer_entry_);
-  std::lock_guard l(registries_mutex);
+  std::lock_guard l(registries_mutex());
   if (registry_) registry_->remove_locked(*this);  // null: the context has shut down
 }
 
