@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 #include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/steps_task.hpp>
 #include <coop/detail/strand_entry.hpp>
 
 #include "process_locks.hpp"
@@ -477,6 +478,9 @@ void cooperator_core::shutdown() noexcept {
   lock l(*this);
   shutting_down_ = true;
   stop_locked();
+  // Waits begun from now on complete through their handlers' own executors (use_future,
+  // a live executor); one bound to the gone strand is destroyed by that strand.
+  shutting_down_ = false;
 }
 
 void cooperator_core::context_shutdown() noexcept {
@@ -613,6 +617,34 @@ void cooperator_core::wait_abandoned(task_base& t, std::uint32_t generation) noe
     try_finish(t, task_state::failed);
   }
   settle(t);
+}
+
+namespace {
+// wait_dropped()'s check: run on the strand, or destroyed unrun (the context shut down,
+// or out of memory), it ends the wait the same way; a wait the context's shutdown has
+// already ended (the task stopped scheduler_stopped) is past it by then.
+struct dropped_wait_check {
+  task_ptr task;
+  std::uint32_t generation;
+  dropped_wait_check(task_ptr t, std::uint32_t g) noexcept : task(std::move(t)), generation(g) {}
+  dropped_wait_check(dropped_wait_check&&) noexcept = default;
+  dropped_wait_check& operator=(dropped_wait_check&&) = delete;
+  ~dropped_wait_check() { end(); }
+  void operator()() noexcept { end(); }
+  void end() noexcept {
+    if (task_ptr t = std::move(task)) core_of(*t).wait_abandoned(*t, generation);
+  }
+};
+}  // namespace
+
+void cooperator_core::wait_dropped(task_base& t, std::uint32_t generation) noexcept {
+  lock l(*this);
+  if (!t.waiting_ || t.wait_generation_ != generation) return;
+  t.forget_wait();  // a stop() meanwhile must not emit cancellation into the gone operation
+  try {
+    post_to_strand(&t, dropped_wait_check(task_ptr(&t), generation));  // a drop ends it at once
+  } catch (...) {
+  }
 }
 
 // ---- placement and finishing ---------------------------------------------------------

@@ -15,18 +15,21 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/core/demangle.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <typeinfo>
 #include <utility>
+#include <vector>
 
 namespace asio = boost::asio;
 
@@ -538,4 +541,111 @@ BOOST_AUTO_TEST_CASE(destroying_io_context_with_a_coroutine_waiting_on_a_timer) 
   BOOST_TEST(rec->calls == 0);
   BOOST_TEST(rec->dropped == 1);
   BOOST_TEST(*live == 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// After the execution context is gone
+
+namespace {
+// An operation that never completes by itself: its service keeps the handler and, as
+// every Asio service does with pending operations, destroys it when the context shuts
+// down. Made after the cooperator, the service shuts down before the cooperator's own
+// (newest first), as a timer's service does when the timer is made after the cooperator.
+class forever_service : public asio::execution_context::service {
+public:
+  using key_type = forever_service;
+  static inline asio::execution_context::id id;
+  explicit forever_service(asio::execution_context& ctx) : service(ctx) {}
+  void keep(std::function<void()> destroy_handler) { pending_.push_back(std::move(destroy_handler)); }
+  void drop_all() {
+    for (auto& destroy : pending_) destroy();
+    pending_.clear();
+  }
+
+private:
+  void shutdown() override { drop_all(); }
+  std::vector<std::function<void()>> pending_;
+};
+
+template <class Token> auto async_forever(asio::io_context& io, Token&& token) {
+  return asio::async_initiate<Token, void(boost::system::error_code)>(
+      [&io](auto handler) {
+        using handler_type = decltype(handler);
+        auto kept = std::make_shared<std::optional<handler_type>>(std::move(handler));
+        asio::use_service<forever_service>(io).keep([kept] { kept->reset(); });
+      },
+      token);
+}
+
+coop::steps wait_forever(asio::io_context& io, int& units) {
+  ++units;
+  co_yield async_forever(io, asio::deferred);
+  ++units;
+}
+}  // namespace
+
+// A coroutine waiting on an operation when its context shuts down finishes
+// scheduler_stopped, like every other unfinished task, even when the operation's service
+// destroys the handler before the cooperator is stopped. Before, that destruction failed
+// the task with operation_aborted (task_failed).
+BOOST_AUTO_TEST_CASE(context_death_during_a_wait_is_scheduler_stopped) {
+  std::optional<coop::cooperator> coop;  // outlives the context
+  auto io = std::make_unique<asio::io_context>();
+  coop.emplace(*io, one_unit_per_tick());
+  int units = 0;
+  auto task = coop->cooperate(wait_forever(*io, units));
+  auto rec = std::make_shared<record>();
+  task.when_done(once_handler(rec));
+  BOOST_TEST(poll_until(*io, [&] { return units == 1; }));
+  io.reset();
+  BOOST_TEST(units == 1);
+  BOOST_TEST(coop_test::thrown_by([&] { task.pause(); }) == kind<coop::scheduler_stopped>());
+  // Its parked wait went with the context, as Asio's pending operations do.
+  BOOST_TEST(rec->calls == 0);
+  BOOST_TEST(rec->dropped == 1);
+  coop.reset();
+}
+
+// The same operation dropped while the context lives: the task fails with
+// operation_aborted, once the dropped handler's check has run on the strand.
+BOOST_AUTO_TEST_CASE(dropped_wait_outside_shutdown_fails_the_task) {
+  asio::io_context io;
+  coop::cooperator coop(io, one_unit_per_tick());
+  int units = 0;
+  auto task = coop.cooperate(wait_forever(io, units));
+  auto rec = std::make_shared<record>();
+  task.when_done(once_handler(rec));
+  BOOST_TEST(poll_until(io, [&] { return units == 1; }));
+  asio::use_service<forever_service>(io).drop_all();  // drops the pending handler
+  drain(io);
+  CHECK_ONCE(rec);
+  BOOST_TEST(kind(rec->result) == kind<boost::system::system_error>());
+}
+
+// when_done on a task whose cooperator and context are gone completes with the stored
+// result through the handler's own executor: use_future gets the value, not a broken
+// promise; a handler bound to a live context runs there.
+BOOST_AUTO_TEST_CASE(when_done_after_cooperator_and_context_are_gone) {
+  coop::cooperative_task done_task, paused_task;
+  {
+    asio::io_context io;
+    coop::cooperator coop(io);
+    done_task = coop.cooperate([] { return coop::step::done; });
+    paused_task = coop.cooperate([] { return coop::step::more; });
+    paused_task.pause();
+    io.run();
+  }
+  std::future<void> done = done_task.when_done(asio::use_future);
+  std::future<void> stopped = paused_task.when_done(asio::use_future);
+  BOOST_REQUIRE(done.wait_for(std::chrono::seconds(60)) == std::future_status::ready);
+  BOOST_REQUIRE(stopped.wait_for(std::chrono::seconds(60)) == std::future_status::ready);
+  BOOST_TEST(coop_test::thrown_by([&] { done.get(); }) == "no exception");
+  BOOST_TEST(coop_test::thrown_by([&] { stopped.get(); }) == kind<coop::scheduler_stopped>());
+
+  asio::io_context other;
+  auto rec = std::make_shared<record>();
+  done_task.when_done(asio::bind_executor(other, once_handler(rec)));
+  other.run();
+  CHECK_ONCE(rec);
+  BOOST_TEST(kind(rec->result) == "null");
 }

@@ -190,8 +190,17 @@ public:
   /// task rejoins the run order unless the user paused it.
   void end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure, void (*deliver)(void*),
                 void* arg) noexcept;
-  /// The awaited operation's handler is gone without being called.
+  /// The awaited operation's initiation gave up its handler without calling it: the
+  /// task fails with operation_aborted.
   void wait_abandoned(task_base& t, std::uint32_t generation) noexcept;
+  /// The awaited operation's handler was destroyed without being called, after the
+  /// initiation. That is either an operation giving up (the task fails, as above) or the
+  /// execution context shutting down, which destroys pending operations service by
+  /// service, newest first, so possibly before it stops this cooperator (the task then
+  /// finishes scheduler_stopped). Decided by a check posted to the strand: while the
+  /// context shuts down no handler runs, and the check is destroyed after the context
+  /// has stopped this cooperator.
+  void wait_dropped(task_base& t, std::uint32_t generation) noexcept;
   /// Emits terminal cancellation to wait `generation` of `t` if it is still pending
   /// (posted to the strand by cancel_wait, where the operation's handler also runs).
   template <class Emit> void cancel_pending_wait(task_base& t, std::uint32_t generation, Emit&& emit) noexcept;

@@ -165,7 +165,7 @@ public:
     // Destroyed without being called; inside the initiation, the awaiter decides. A
     // handler of an earlier wait (kept by an initiation that threw) changes nothing.
     if (task_ && !drop_guard::report_drop(task_.get(), generation_))
-      core_of(*task_).wait_abandoned(*task_, generation_);
+      core_of(*task_).wait_dropped(*task_, generation_);
   }
 
   /// The cooperator's strand: the result and the units never race.

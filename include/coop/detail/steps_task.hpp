@@ -66,6 +66,8 @@ public:
     }
   }
 
+  void forget_wait() noexcept override { signal_.slot().clear(); }
+
   asio::cancellation_signal signal_;
   std::shared_ptr<cooperator_core> core_;  // set by make_task; what the waits report to
 

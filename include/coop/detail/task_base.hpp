@@ -89,6 +89,9 @@ public:
   virtual void destroy_work() noexcept = 0;
   /// Coroutine work waiting on an operation: emit terminal cancellation to it.
   virtual void cancel_wait() noexcept {}
+  /// Coroutine work whose pending operation is gone without completing: no cancellation
+  /// may reach it any more.
+  virtual void forget_wait() noexcept {}
 
   /// State and pause count (see namespace control); any thread.
   std::atomic<std::uint32_t> control_{0};
