@@ -37,6 +37,13 @@ cmake --build "$out/tsan" -j"$jobs" --target "${threaded[@]}"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir "$out/tsan" --output-on-failure -L threads
 
+step "Networking TS executors as Asio's default (BOOST_ASIO_USE_TS_EXECUTOR_AS_DEFAULT)"
+# The library and its TS-executor suite, built where any_io_executor is asio::executor.
+cmake -S . -B "$out/ts" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-DBOOST_ASIO_USE_TS_EXECUTOR_AS_DEFAULT \
+  -DCOOP_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$out/ts" -j"$jobs" --target test_ts_executors
+ctest --test-dir "$out/ts" --output-on-failure -R '^test_ts_executors$'
+
 step "fuzzing: libFuzzer over operation sequences, ${COOP_FUZZ_SECONDS:-60} s (ASan+UBSan)"
 fuzz/run.sh "${COOP_FUZZ_SECONDS:-60}" "$out/fuzz"
 

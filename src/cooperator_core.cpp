@@ -3,6 +3,7 @@
 #include <coop/detail/steps_task.hpp>
 #include <coop/detail/strand_entry.hpp>
 
+#include "executor_context.hpp"
 #include "process_locks.hpp"
 
 
@@ -355,6 +356,13 @@ public:
     }
     executor require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
     template <class F> void execute(F&&) const noexcept {}
+    // The Networking TS executor requirements, for BOOST_ASIO_USE_TS_EXECUTOR_AS_DEFAULT.
+    asio::execution_context& context() const noexcept { return *ctx; }
+    void on_work_started() const noexcept {}
+    void on_work_finished() const noexcept {}
+    template <class F, class A> void dispatch(F&&, const A&) const noexcept {}
+    template <class F, class A> void post(F&&, const A&) const noexcept {}
+    template <class F, class A> void defer(F&&, const A&) const noexcept {}
     friend bool operator==(const executor&, const executor&) noexcept { return true; }
   };
 };
@@ -377,13 +385,24 @@ namespace {
 // context, so executors that wrap one (tracing, binding) count too.
 bool on_asio_scheduler(const asio::any_io_executor& ex) noexcept {
   // Both register their scheduler as a service of the context.
-  return asio::has_service<asio::detail::scheduler>(asio::query(ex, asio::execution::context));
+  return asio::has_service<asio::detail::scheduler>(context_of(ex));
+}
+}  // namespace
+
+namespace {
+// With nothing runnable the cooperator holds no work on the executor. A Networking TS
+// executor (BOOST_ASIO_USE_TS_EXECUTOR_AS_DEFAULT) counts work only when told to.
+asio::any_io_executor untracked(const asio::any_io_executor& ex) {
+#if defined(BOOST_ASIO_USE_TS_EXECUTOR_AS_DEFAULT)
+  return ex;
+#else
+  return asio::prefer(ex, asio::execution::outstanding_work.untracked);
+#endif
 }
 }  // namespace
 
 cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_options options)
-    // Untracked: with nothing runnable the cooperator holds no work on the executor.
-    : strand_(asio::make_strand(asio::any_io_executor(asio::prefer(ex, asio::execution::outstanding_work.untracked)))),
+    : strand_(asio::make_strand(untracked(ex))),
       slice_(options.slice),
       termination_(std::move(options.termination)),
       running_(options.started),
@@ -411,7 +430,7 @@ cooperator_core::~cooperator_core() {
 }
 
 void cooperator_core::register_with_context(const asio::any_io_executor& ex) {
-  asio::use_service<registry>(asio::query(ex, asio::execution::context)).add(*this);
+  asio::use_service<registry>(context_of(ex)).add(*this);
 }
 
 // ---- cooperator control --------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 
+#include "executor_context.hpp"
 #include "process_locks.hpp"
 
 namespace coop {
@@ -53,7 +54,7 @@ private:
 }  // namespace
 
 cooperator& default_cooperator(const asio::any_io_executor& ex) {
-  auto& ctx = asio::query(ex, asio::execution::context);
+  auto& ctx = detail::context_of(ex);
   return asio::use_service<default_cooperator_service>(ctx).get(ex);
 }
 

@@ -14,6 +14,7 @@
 #include <coop/detail/strand_entry.hpp>
 #include <coop/detail/task_base.hpp>
 #include <coop/detail/task_result.hpp>
+#include <coop/detail/tracked_work.hpp>
 
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -57,8 +58,8 @@ protected:
 template <class Handler, class Value = void>
 class when_done_op final : public waiter_base_for<when_done_op<Handler, Value>, Value> {
   using handler_executor = asio::associated_executor_t<Handler, cooperator_core::executor_type>;
-  using work_executor = std::decay_t<decltype(asio::prefer(
-      std::declval<const handler_executor&>(), asio::execution::outstanding_work.tracked))>;
+  using work_type = tracked_work<handler_executor>;  // outstanding work, either executor model
+  using work_executor = typename work_type::executor_type;
   using allocator_type = typename std::allocator_traits<
       asio::associated_allocator_t<Handler>>::template rebind_alloc<when_done_op>;
 
@@ -92,8 +93,7 @@ public:
   when_done_op(Handler&& handler, std::shared_ptr<cooperator_core> core, task_ptr task, bool stops_task,
                result_slot<Value>* source)
       : handler_(std::move(handler)),
-        work_(asio::prefer(asio::get_associated_executor(handler_, core->get_executor()),
-                           asio::execution::outstanding_work.tracked)),
+        work_(asio::get_associated_executor(handler_, core->get_executor())),
         core_(std::move(core)),
         task_(std::move(task)),
         stops_task_(stops_task),
@@ -162,7 +162,7 @@ private:
       o->clear_slot();
       allocator_type alloc(asio::get_associated_allocator(o->handler_));
       Handler handler(std::move(o->handler_));
-      work_executor work(std::move(o->work_));  // held until the handler has run
+      work_type work(std::move(o->work_));  // held until the handler has run
       if constexpr (std::is_void_v<Value>) {
         deallocate(o, alloc);
         std::move(handler)(std::move(result));
@@ -197,9 +197,9 @@ private:
   // default) is entered through its inner executor from outside (strand_entry.hpp).
   void send(completion&& c) {
     if constexpr (is_strand<work_executor>::value)
-      post_into_strand(work_, std::move(c), this, redeliver{this});
+      post_into_strand(work_.executor(), std::move(c), this, redeliver{this});
     else
-      asio::post(work_, std::move(c));
+      asio::post(work_.executor(), std::move(c));
   }
 
   // The dispatch into the strand dropped the completion (out of memory): the op and its
@@ -220,7 +220,7 @@ private:
   }
 
   Handler handler_;
-  work_executor work_;
+  work_type work_;
   std::shared_ptr<cooperator_core> core_;  // alive for a late cancellation or a redelivery
   task_ptr task_;
   bool stops_task_;
