@@ -31,12 +31,14 @@ bool register_with_kernel() noexcept {
 #endif
 }
 
+// Asked while the library loads, not at the first cooperator: a function-local static
+// whose initialization is under way on one thread when another forks leaves the child
+// waiting on the static's guard for good (seen in test_fork).
+const bool available = register_with_kernel();
+
 }  // namespace
 
-bool asymmetric_fences_available() noexcept {
-  static const bool available = register_with_kernel();
-  return available;
-}
+bool asymmetric_fences_available() noexcept { return available; }
 
 bool heavy_fence() noexcept {
 #if defined(__linux__) && defined(SYS_membarrier) && !defined(COOP_TSAN)

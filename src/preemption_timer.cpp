@@ -127,6 +127,11 @@ timer_thread& instance() {
   return *t;
 }
 
+// Made while the library loads, for the same reason as the fence registration
+// (asymmetric_fence.cpp): a fork() during its first use would leave the child waiting on
+// the static's guard.
+[[maybe_unused]] timer_thread& made_at_load = instance();
+
 }  // namespace
 
 void add(entry& e) { instance().add(e); }
