@@ -203,7 +203,8 @@ void cooperator_core::drain_inbox() noexcept {
     items.swap(inbox_);
   }
   for (inbox_item& item : items) {
-    if (item.what == request::cancel_waiter) cancel_parked(*item.task, item.waiter, item.waiter_id);
+    if (item.admit) answer_admission(*item.task, *item.admit);
+    else if (item.what == request::cancel_waiter) cancel_parked(*item.task, item.waiter, item.waiter_id);
     else apply(item.what, *item.task, item.waiter);
   }
 }
@@ -441,23 +442,70 @@ void cooperator_core::add(task_base& t) {
   else if (mutex_.try_lock()) l.emplace(*this, std::adopt_lock);
   t.add_ref();  // the cooperator's reference
   if (!l) {
-    apply_or_leave(request::settle, t);  // a tick holds the lock: it admits the task
+    admit_from_outside(t);  // a tick holds the lock: it admits the task, or refuses it
     return;
   }
   try {
     // What can throw comes first: if it does, nothing was added.
-    // The parked ring first: it is never walked, so if the second reserve throws, the
-    // run ring (whose cursor a tick's walk in place may hold) is untouched. A run ring
-    // that grows takes the cursor back first, and the task settled below raises
-    // changed_bit (make_runnable or retire), which ends the walk after this unit.
-    parked_.reserve(task_count_ + 1);
-    runnable_.reserve(task_count_ + 1);
+    reserve_room();
     if (!stopped_ && running_.load(std::memory_order_relaxed) && !in_tick_) schedule_tick();
   } catch (...) {
     t.release();
     throw;
   }
   settle(t);
+}
+
+void cooperator_core::reserve_room() {
+  // The parked ring first: it is never walked, so if the second reserve throws, the run
+  // ring (whose cursor a tick's walk in place may hold) is untouched. A run ring that
+  // grows takes the cursor back first, and the task settled next raises changed_bit
+  // (make_runnable or retire), which ends the walk after this unit.
+  parked_.reserve(task_count_ + 1);
+  runnable_.reserve(task_count_ + 1);
+}
+
+void cooperator_core::admit_from_outside(task_base& t) {
+  // cooperate() promises std::bad_alloc with nothing changed, and only the lock holder
+  // can make room in the rings: the request waits for its answer, which comes at the
+  // next unit boundary (or when the holder lets the lock go), as a pause() from another
+  // thread waits out the unit that is running.
+  admission answer;
+  try {
+    std::lock_guard l(inbox_mutex_);
+    inbox_.push_back({request::settle, task_ptr(&t), nullptr, 0, &answer});
+  } catch (...) {
+    t.release();
+    throw;
+  }
+  interrupt_.fetch_or(inbox_bit, std::memory_order_seq_cst);
+  // The holder may have drained and be unlocking just now: then the request is ours.
+  if (mutex_.try_lock()) lock l(*this, std::adopt_lock);  // its unlock drains the inbox
+  for (;;) {
+    const std::uint32_t seen = admissions_answered_.load(std::memory_order_seq_cst);
+    if (answer.state.load(std::memory_order_acquire) != admission::pending) break;
+    admissions_answered_.wait(seen, std::memory_order_seq_cst);
+  }
+  if (answer.state.load(std::memory_order_acquire) == admission::refused) {
+    t.release();
+    std::rethrow_exception(answer.error);
+  }
+}
+
+void cooperator_core::answer_admission(task_base& t, admission& answer) noexcept {
+  std::uint32_t outcome = admission::admitted;
+  try {
+    reserve_room();
+  } catch (...) {
+    answer.error = std::current_exception();
+    outcome = admission::refused;
+  }
+  if (outcome == admission::admitted) settle(t);
+  // The requester may return (and free `answer`) as soon as it sees the state: nothing
+  // touches `answer` after this store.
+  answer.state.store(outcome, std::memory_order_release);
+  admissions_answered_.fetch_add(1, std::memory_order_seq_cst);
+  admissions_answered_.notify_all();
 }
 
 void cooperator_core::start() {
@@ -688,22 +736,11 @@ void cooperator_core::settle(task_base& t, bool requeue) noexcept {
     return;
   }
   if (t.place_ == task_place::none && !t.retired_) {
-    // A new task: make room for it in both rings, so placing it never allocates. Without
-    // room it fails at once and is never placed.
-    bool room = true;
-    try {
-      parked_.reserve(task_count_ + 1);  // first: see add()
-      runnable_.reserve(task_count_ + 1);
-    } catch (...) {
-      room = false;
-      t.failure_ = std::current_exception();
-      try_finish(t, task_state::failed);
-    }
+    // A new task: add() or answer_admission() made room for it in both rings, so placing
+    // it never allocates.
     ++task_count_;
-    if (room) {
-      parked_.push_back(t);
-      t.place_ = task_place::parked;
-    }
+    parked_.push_back(t);
+    t.place_ = task_place::parked;
   }
   if (t.retired_) {
     // Finished earlier; an operation it waited on has now let go of its work.

@@ -31,6 +31,26 @@
 
 namespace asio = boost::asio;
 
+// Allocation failure on one thread only: while this thread's flag is set, every
+// operator new on it throws std::bad_alloc.
+namespace {
+thread_local bool fail_allocations = false;
+// Out of line: the compiler must not pair an inlined malloc with a free it can see.
+[[gnu::noinline]] void* allocate(std::size_t n) {
+  if (fail_allocations) throw std::bad_alloc();
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void deallocate(void* p) noexcept { std::free(p); }
+}  // namespace
+
+void* operator new(std::size_t n) { return allocate(n); }
+void* operator new[](std::size_t n) { return allocate(n); }
+void operator delete(void* p) noexcept { deallocate(p); }
+void operator delete[](void* p) noexcept { deallocate(p); }
+void operator delete(void* p, std::size_t) noexcept { deallocate(p); }
+void operator delete[](void* p, std::size_t) noexcept { deallocate(p); }
+
 // A when_done cancelled from another thread while a tick holds the lock leaves its
 // cancellation in the inbox. The task then finishes and the wait's completion runs (and
 // frees the operation) before the tick applies the inbox: the queued cancellation must
@@ -218,4 +238,58 @@ BOOST_AUTO_TEST_CASE(get_executor_while_the_context_shuts_down) {
     BOOST_TEST(!reader.joinable());
     BOOST_TEST(!coop.get_executor().running_in_this_thread());
   }
+}
+
+// cooperate() from another thread while a unit runs leaves the task for the lock holder,
+// which admits it at the next unit boundary. Out of memory there, the accepted task used
+// to fail later (std::bad_alloc as its result) although cooperate() had returned a
+// handle; cooperate() promises std::bad_alloc with nothing changed, and now keeps it: it
+// waits for the holder's answer (one unit at most) and throws.
+BOOST_AUTO_TEST_CASE(cooperate_from_another_thread_out_of_memory_changes_nothing) {
+  asio::io_context io;
+  bool finished = false;
+  // One tick until the unit below has finished: the tick never ends (and posts its next
+  // one) while this thread is out of memory.
+  coop::cooperator coop(io, {.termination = [&] { return [&] { return finished; }; }});
+  std::atomic<bool> other_done{false};
+  std::string outcome;  // written by the other thread before other_done
+  std::optional<coop::cooperative_task> added;
+  std::thread other;
+  int units = 0;
+  coop.cooperate([&] {
+    fail_allocations = false;
+    if (++units == 1) {
+      other = std::thread([&] {
+        try {
+          added = coop.cooperate([] { return coop::step::done; });
+          outcome = "added";
+        } catch (const std::bad_alloc&) {
+          outcome = "bad_alloc";
+        }
+        other_done = true;
+      });
+    }
+    if (other_done) {
+      finished = true;
+      return coop::step::done;
+    }
+    // Between units, where the lock holder admits the task, this thread has no memory
+    // (the ring must grow for a second task).
+    fail_allocations = true;
+    return coop::step::more;
+  });
+  io.run();
+  fail_allocations = false;
+  other.join();
+  if (added) outcome += ", then finished with " + coop_test::thrown_by([&] { added->pause(); });
+  BOOST_TEST(outcome == "bad_alloc");
+  // Nothing changed: the cooperator takes and runs the next task.
+  int later = 0;
+  coop.cooperate([&] {
+    ++later;
+    return coop::step::done;
+  });
+  io.restart();
+  io.run();
+  BOOST_TEST(later == 1);
 }

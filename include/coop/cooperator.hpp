@@ -50,8 +50,11 @@ public:
 
   /// Adds a task. `work` is a callable returning coop::step, a coop::steps coroutine, or
   /// a callable returning coop::steps (called once, kept alive with the coroutine).
-  /// Throws std::invalid_argument for an empty std::function or null function pointer.
-  /// On a stopped cooperator the task finishes at once with scheduler_stopped.
+  /// Throws std::invalid_argument for an empty std::function or null function pointer,
+  /// std::bad_alloc when out of memory, with nothing changed either way. Called from
+  /// another thread while a tick runs, it waits for the unit running then to end (the
+  /// tick's thread admits the task). On a stopped cooperator the task finishes at once
+  /// with scheduler_stopped.
   template <class Work>
     requires(!detail::result_work<Work>)
   cooperative_task cooperate(Work&& work);

@@ -234,14 +234,22 @@ private:
 
   // What another thread leaves for the lock holder.
   enum class request : unsigned char { settle, park_waiter, cancel_waiter };
+  // A cooperate() from another thread, waiting for the lock holder to admit its task or
+  // refuse it (out of memory): lives on the requester's stack until answered.
+  struct admission {
+    static constexpr std::uint32_t pending = 0, admitted = 1, refused = 2;
+    std::atomic<std::uint32_t> state{pending};
+    std::exception_ptr error;  // refused: why
+  };
   // `waiter`: for park_waiter, a wait nobody else can complete, so alive until applied;
   // for cancel_waiter, only a name (with `waiter_id`), never dereferenced: the wait may
-  // have completed and been freed meanwhile.
+  // have completed and been freed meanwhile. `admit`: a new task to admit, and its answer.
   struct inbox_item {
     request what;
     task_ptr task;
     waiter_base* waiter;
     std::uint64_t waiter_id;
+    admission* admit = nullptr;
   };
 
   /// After a control word change from another thread: waits while a unit of `t`, decided
@@ -257,6 +265,13 @@ private:
   /// Applies `what` now if this thread can take the lock, else leaves it in the inbox.
   void apply_or_leave(request what, task_base& t, waiter_base* w = nullptr) noexcept;
   void apply(request what, task_base& t, waiter_base* w) noexcept;
+  /// Room in both rings for one more task. Throws when out of memory, nothing changed.
+  void reserve_room();
+  /// add() from another thread while the lock is held: leaves the task for the holder and
+  /// waits for its answer; throws its std::bad_alloc with nothing changed.
+  void admit_from_outside(task_base& t);
+  /// The lock holder's side: admits `t` (settle) or refuses it, and tells the requester.
+  void answer_admission(task_base& t, admission& answer) noexcept;
   /// Ends the wait named `w`/`id` with operation_aborted if it is still parked on `t`.
   /// Finds it among t's waiters, never reading `w` itself (see inbox_item).
   void cancel_parked(task_base& t, const waiter_base* w, std::uint64_t id) noexcept;
@@ -323,6 +338,7 @@ private:
   const bool asymmetric_fences_ = asymmetric_fences_available();
   std::mutex inbox_mutex_;
   std::atomic<std::uint64_t> next_waiter_id_{1};
+  std::atomic<std::uint32_t> admissions_answered_{0};  // what admit_from_outside() waits on
   std::vector<inbox_item> inbox_;
   bool stopped_ = false;
   bool shutting_down_ = false;
