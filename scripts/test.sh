@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs what is missing, then builds and runs the whole
-# suite normally, again under ASan+UBSan, the threaded tests under TSan, fuzzes the
+# suite normally, again under ASan+UBSan in the shake-out mode, the threaded tests under
+# TSan, one suite with Networking TS executors as Asio's default, fuzzes the
 # operation sequences for a minute (libFuzzer, clang-14), and checks that
 # an outside project can consume coop by find_package() and by add_subdirectory().
 # Build trees go to ${COOP_BUILD_ROOT:-build}/.
@@ -19,13 +20,16 @@ cmake -S . -B "$out/normal" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOOP_BUILD_DEMO=
 cmake --build "$out/normal" -j"$jobs"
 ctest --test-dir "$out/normal" --output-on-failure -j"$jobs"
 
-step "ASan+UBSan build and tests"
-# Every test, the demo server's too; not the other examples and programs (build time).
+step "ASan+UBSan build and tests, in the shake-out mode (every tick ends after one unit)"
+# Every test, the demo server's and the checksum example's too; not the other examples
+# and programs (build time).
+# Shake-out (COOP_SHAKE_OUT) here: bugs that depend on slice length show under ASan.
 cmake -S . -B "$out/asan" -DCMAKE_BUILD_TYPE=Debug -DCOOP_SANITIZE=address,undefined \
-  -DCOOP_BUILD_DEMO=ON >/dev/null
+  -DCOOP_SHAKE_OUT=ON -DCOOP_BUILD_DEMO=ON >/dev/null
 # (test_fork only without ASan: see tests/CMakeLists.txt)
 mapfile -t suites < <(cd tests && ls test_*.cpp | sed 's/\.cpp$//' | grep -vx test_fork)
-cmake --build "$out/asan" -j"$jobs" --target "${suites[@]}" coop_header_check
+# The checksum example checks its own results and is one of the suite's tests.
+cmake --build "$out/asan" -j"$jobs" --target "${suites[@]}" coop_header_check coop_example_checksum
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$out/asan" --output-on-failure -j"$jobs"
 

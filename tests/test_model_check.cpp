@@ -69,7 +69,8 @@ BOOST_AUTO_TEST_CASE(coop_agrees_with_the_model) {
   BOOST_TEST_MESSAGE("seeds " << first << ".." << first + count - 1 << ", " << s.units << " units run");
   BOOST_TEST(s.mismatches == 0u, "first mismatch:\n" << s.first_report);
   // The sequences must exercise the scheduler, not just create and stop tasks.
-  BOOST_TEST(s.units > static_cast<long>(count) * 5);
+  // (The shake-out build runs one unit per tick.)
+  BOOST_TEST(s.units > static_cast<long>(count) * (coop_test::shake_out ? 1 : 5));
   // ... and reach every case the model knows (counted by the model; 10,000 sequences hit
   // each of them hundreds of times).
   const char* const cases[] = {
@@ -112,7 +113,8 @@ BOOST_AUTO_TEST_CASE(the_checker_catches_a_wrong_model) {
     auto at = s.first_report.find("shrunk to ");
     BOOST_TEST_REQUIRE(at != std::string::npos);
     int ops = std::stoi(s.first_report.substr(at + 10));
-    BOOST_TEST(ops <= 8, mu.name << ": shrunk only to\n" << s.first_report);
+    // (One unit per tick in the shake-out build: a reproduction needs a few more ticks.)
+    BOOST_TEST(ops <= (coop_test::shake_out ? 12 : 8), mu.name << ": shrunk only to\n" << s.first_report);
     BOOST_TEST_MESSAGE(mu.name << ": " << s.mismatches << "/300 caught, e.g.\n" << s.first_report);
   }
 }
