@@ -10,16 +10,26 @@
 #include <coop/coop.hpp>
 #include <support/exception_kind.hpp>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -28,16 +38,23 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
+
+#include <sys/types.h>
+#include <unistd.h>
 
 namespace asio = boost::asio;
 
-// Allocation failure on one thread only: while this thread's flag is set, every
-// operator new on it throws std::bad_alloc.
+// Allocation failure on one thread only: while this thread's flag is set, its next
+// operator new throws std::bad_alloc (and clears the flag).
 namespace {
-thread_local bool fail_allocations = false;
+thread_local bool fail_next_allocation = false;
 // Out of line: the compiler must not pair an inlined malloc with a free it can see.
 [[gnu::noinline]] void* allocate(std::size_t n) {
-  if (fail_allocations) throw std::bad_alloc();
+  if (fail_next_allocation) {
+    fail_next_allocation = false;
+    throw std::bad_alloc();
+  }
   if (void* p = std::malloc(n ? n : 1)) return p;
   throw std::bad_alloc();
 }
@@ -240,26 +257,82 @@ BOOST_AUTO_TEST_CASE(get_executor_while_the_context_shuts_down) {
   }
 }
 
+// The shape the outside suite crashed with, as a bounded stress: coroutines on an
+// io_context run by three threads wait for a task or a timer, whichever comes first (the
+// loser's wait is cancelled on the coroutine's strand, while the tick holds the lock on
+// another thread), and another thread stops the cooperator. Every coroutine must finish;
+// ASan and TSan must stay quiet.
+BOOST_AUTO_TEST_CASE(stop_racing_cancelled_waits) {
+  using namespace asio::experimental::awaitable_operators;
+  constexpr int tasks = 48;
+  for (int round = 0; round < 12; ++round) {
+    asio::io_context io(3);
+    coop::cooperator coop(io);
+    std::atomic<int> finished{0};
+    for (int i = 0; i < tasks; ++i) {
+      coop::cooperative_task task =
+          coop.cooperate([n = 0, limit = 1 + (i * 7 + round) % 11]() mutable {
+            return ++n < limit ? coop::step::more : coop::step::done;
+          });
+      // Each coroutine on a strand of its own: Asio's || and its timer share one
+      // cancellation state, which must not be touched by two threads at once; the
+      // cooperator's tick and stop() still run on other threads.
+      asio::co_spawn(
+          asio::make_strand(io),
+          [&finished, task, delay = std::chrono::microseconds((i % 5) * 40)]() mutable -> asio::awaitable<void> {
+            asio::steady_timer timer(co_await asio::this_coro::executor, delay);
+            try {
+              co_await (task.when_done(asio::use_awaitable) || timer.async_wait(asio::use_awaitable));
+            } catch (const std::exception&) {
+              // the task stopped or failed: the wait is over either way
+            }
+            ++finished;
+          },
+          asio::detached);
+    }
+    std::thread stopper([&] {
+      while (finished.load() < round * tasks / 16) std::this_thread::yield();
+      coop.stop();
+    });
+    std::vector<std::thread> runners;
+    for (int r = 0; r < 3; ++r) runners.emplace_back([&] { io.run(); });
+    for (auto& r : runners) r.join();
+    stopper.join();
+    BOOST_TEST(finished.load() == tasks);
+  }
+}
+
+namespace {
+// Whether thread `tid` of this process is asleep (state S in /proc/self/task/<tid>/stat).
+bool asleep(pid_t tid) {
+  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+  const std::string line((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const std::size_t name_end = line.rfind(')');
+  return name_end != std::string::npos && name_end + 2 < line.size() && line[name_end + 2] == 'S';
+}
+}  // namespace
+
 // cooperate() from another thread while a unit runs leaves the task for the lock holder,
 // which admits it at the next unit boundary. Out of memory there, the accepted task used
 // to fail later (std::bad_alloc as its result) although cooperate() had returned a
 // handle; cooperate() promises std::bad_alloc with nothing changed, and now keeps it: it
-// waits for the holder's answer (one unit at most) and throws.
+// waits for the holder's answer (one unit at most) and throws. The unit holds the lock
+// until the other thread's call has returned (before) or sleeps waiting for the answer
+// (now): nothing else in that call sleeps.
 BOOST_AUTO_TEST_CASE(cooperate_from_another_thread_out_of_memory_changes_nothing) {
   asio::io_context io;
-  bool finished = false;
-  // One tick until the unit below has finished: the tick never ends (and posts its next
-  // one) while this thread is out of memory.
-  coop::cooperator coop(io, {.termination = [&] { return [&] { return finished; }; }});
+  coop::cooperator coop(io);
+  std::atomic<pid_t> other_tid{0};
   std::atomic<bool> other_done{false};
   std::string outcome;  // written by the other thread before other_done
   std::optional<coop::cooperative_task> added;
   std::thread other;
   int units = 0;
   coop.cooperate([&] {
-    fail_allocations = false;
+    fail_next_allocation = false;
     if (++units == 1) {
       other = std::thread([&] {
+        other_tid = ::gettid();
         try {
           added = coop.cooperate([] { return coop::step::done; });
           outcome = "added";
@@ -268,18 +341,17 @@ BOOST_AUTO_TEST_CASE(cooperate_from_another_thread_out_of_memory_changes_nothing
         }
         other_done = true;
       });
+      while (other_tid.load() == 0) std::this_thread::yield();
+      while (!other_done.load() && !asleep(other_tid.load())) std::this_thread::yield();
     }
-    if (other_done) {
-      finished = true;
-      return coop::step::done;
-    }
-    // Between units, where the lock holder admits the task, this thread has no memory
-    // (the ring must grow for a second task).
-    fail_allocations = true;
+    if (units > 1 && other_done) return coop::step::done;
+    // Between units, where the lock holder admits the task, the first allocation (the
+    // ring growing for a second task) fails.
+    fail_next_allocation = true;
     return coop::step::more;
   });
   io.run();
-  fail_allocations = false;
+  fail_next_allocation = false;
   other.join();
   if (added) outcome += ", then finished with " + coop_test::thrown_by([&] { added->pause(); });
   BOOST_TEST(outcome == "bad_alloc");
