@@ -397,9 +397,7 @@ bool on_asio_scheduler(const asio::any_io_executor& ex) noexcept {
   // Both register their scheduler as a service of the context.
   return asio::has_service<asio::detail::scheduler>(context_of(ex));
 }
-}  // namespace
 
-namespace {
 // With nothing runnable the cooperator holds no work on the executor. A Networking TS
 // executor (BOOST_ASIO_USE_TS_EXECUTOR_AS_DEFAULT) counts work only when told to.
 asio::any_io_executor untracked(const asio::any_io_executor& ex) {
