@@ -46,6 +46,8 @@
 
 #include <csignal>
 #include <cstring>
+#include <fcntl.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -227,7 +229,7 @@ struct findings {
 
 // Work counting its units and its live copies; done after `limit` units.
 struct counted_work {
-  static inline long alive = 0;
+  static inline std::atomic<long> alive{0};  // atomic: one scenario makes work on another thread
   int* units;
   int limit;
   counted_work(int* u, int l) : units(u), limit(l) { ++alive; }
@@ -366,7 +368,7 @@ point_result run_point(Scenario& scenario, long n) {
     bool fired = scenario(n, found, stats);
     const long after = alloc::live.load();
     if (after != before && found.list.empty()) found(std::to_string(after - before) + " allocation(s) leaked");
-    if (counted_work::alive != alive_work) found(std::to_string(counted_work::alive - alive_work) + " work object(s) leaked");
+    if (counted_work::alive != alive_work) found(std::to_string(counted_work::alive.load() - alive_work) + " work object(s) leaked");
     if (counted_handler::alive != alive_handlers)
       found(std::to_string(counted_handler::alive - alive_handlers) + " handler object(s) leaked");
     if (inline_calls != 0) found("a completion handler ran inline, inside a call into coop");
@@ -672,6 +674,75 @@ BOOST_AUTO_TEST_CASE(cooperate) {
     }, stuck_strand_cause);
     BOOST_TEST(stats.points > 0);
   }
+}
+
+namespace {
+// Whether thread `tid` of this process is asleep. Reads /proc with plain system calls: the
+// caller must not allocate while a failure is armed for another thread's sake.
+bool thread_asleep(pid_t tid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%d/stat", static_cast<int>(tid));
+  const int fd = ::open(path, O_RDONLY);
+  if (fd < 0) return false;
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  const char* name_end = std::strrchr(buf, ')');
+  return name_end && name_end[1] == ' ' && name_end[2] == 'S';
+}
+}  // namespace
+
+// cooperate() from another thread while a unit runs: the tick's thread admits the task,
+// with the lock held by it, not by the caller. A failure injected anywhere (the caller's
+// allocations, the admission on the tick's thread, the ticks after) must give the caller
+// std::bad_alloc with nothing scheduled, or a task that runs to its end. The unit holds
+// the lock until the caller has returned or sleeps waiting for the answer.
+BOOST_AUTO_TEST_CASE(cooperate_from_another_thread_during_a_unit) {
+  watchdog dog("cooperate_from_another_thread_during_a_unit");
+  auto stats = inject_everywhere("cooperate from another thread", [](long n, findings& found, injection_stats& stats) {
+    manual_context ctx;
+    coop::cooperator c(ctx, {.termination = one_unit_per_tick()});
+    int units = 0;
+    bool threw = false;
+    bool fired = false;
+    std::thread other;
+    std::atomic<pid_t> other_tid{0};
+    std::atomic<bool> returned{false};
+    int calls = 0;
+    c.cooperate([&] {
+      if (++calls == 1) {
+        other = std::thread([&] {
+          other_tid = ::gettid();
+          alloc::arm(n);
+          try {
+            c.cooperate(counted_work{&units, 2});
+          } catch (const std::bad_alloc&) {
+            threw = true;
+          }
+          returned = true;
+        });
+        while (other_tid.load() == 0) std::this_thread::yield();
+        while (!returned.load() && !thread_asleep(other_tid.load())) std::this_thread::yield();
+      }
+      return calls >= 2 ? coop::step::done : coop::step::more;
+    });
+    drain(ctx, found);
+    other.join();
+    // Disarmed here, not by the caller: the admission on the tick's thread (after the
+    // caller's own allocations) is one of the points.
+    fired = alloc::disarm();
+    drain(ctx, found);  // what the answer admitted after the first drain ran dry
+    if (threw) ++stats.surfaced;
+    if (threw && units != 0) found("cooperate() threw, yet its work ran");
+    if (!threw && units != 2)
+      found("cooperate() returned normally, yet its task ran " + std::to_string(units) +
+            "/2 units: the task was accepted and then lost or failed");
+    check_usable(c, ctx, found);
+    return fired;
+  }, stuck_strand_cause);
+  BOOST_TEST(stats.points > 0);
 }
 
 // resume() of the only task and start() of a cooperator made with started=false: both
