@@ -8,6 +8,7 @@
 #include <coop/coop.hpp>
 
 #include "support/exception_kind.hpp"
+#include "support/io_context_drive.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -118,17 +119,8 @@ auto forever(int& count, std::string* trace = nullptr, char name = '?') {
   };
 }
 
-std::size_t drain(asio::io_context& io) {
-  io.restart();
-  return io.poll();
-}
-
-template <class Predicate> bool poll_until(asio::io_context& io, Predicate done) {
-  io.restart();
-  for (int i = 0; i < 100000 && !done(); ++i)
-    if (io.poll_one() == 0) break;
-  return done();
-}
+using coop_test::drain;       // support/io_context_drive.hpp
+using coop_test::poll_until;
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <coop/coop.hpp>
 
 #include "support/exception_kind.hpp"
+#include "support/io_context_drive.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -63,17 +64,8 @@ coop::cooperator_options one_unit_per_tick() {
   return options;
 }
 
-std::size_t drain(asio::io_context& io) {
-  io.restart();
-  return io.poll();
-}
-
-template <class Predicate> bool poll_until(asio::io_context& io, Predicate done) {
-  io.restart();
-  for (int i = 0; i < 100000 && !done(); ++i)
-    if (io.poll_one() == 0) break;
-  return done();
-}
+using coop_test::drain;       // support/io_context_drive.hpp
+using coop_test::poll_until;
 
 // A steps_of<int> coroutine of `n` units that returns `value`.
 coop::steps_of<int> count_to(int n, int value) {
@@ -459,7 +451,6 @@ BOOST_AUTO_TEST_CASE(returning_coiterate_moves_the_work_on_every_way_of_finishin
 }
 
 BOOST_AUTO_TEST_CASE(returning_unit_that_stops_its_own_task_hands_back_the_finished_unit) {
-  lifetimes life;
   {
     asio::io_context io;
     coop::cooperator coop(io);

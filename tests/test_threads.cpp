@@ -569,7 +569,7 @@ BOOST_AUTO_TEST_CASE(resume_from_another_thread_during_a_tick_joins_at_the_end) 
   asio::io_context ioc;
   int budget = 1;  // units in the next tick
   coop::cooperator c(ioc, {.termination = [&] {
-                       return [&budget, left = budget]() mutable { return --left == 0; };
+                       return [left = budget]() mutable { return --left == 0; };
                      }});
   std::vector<std::string> log;
   std::optional<coop::cooperative_task> a;

@@ -7,6 +7,7 @@
 #include <coop/coop.hpp>
 
 #include "support/exception_kind.hpp"
+#include "support/io_context_drive.hpp"
 #include "support/manual_executor.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -143,19 +144,8 @@ auto forever(int& count) {
   };
 }
 
-// Runs what is ready until nothing is (the io_context may have stopped for lack of work).
-std::size_t drain(asio::io_context& io) {
-  io.restart();
-  return io.poll();
-}
-
-// Runs ready handlers one by one until `done()` holds; false if it never does.
-template <class Predicate> bool poll_until(asio::io_context& io, Predicate done) {
-  io.restart();
-  for (int i = 0; i < 100000 && !done(); ++i)
-    if (io.poll_one() == 0) break;
-  return done();
-}
+using coop_test::drain;       // support/io_context_drive.hpp
+using coop_test::poll_until;
 template <class Predicate> bool poll_until(coop_test::manual_context& ctx, Predicate done) {
   for (int i = 0; i < 100000 && !done(); ++i)
     if (ctx.poll_one() == 0) break;
