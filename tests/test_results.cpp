@@ -47,16 +47,7 @@ struct unit_error : std::runtime_error {
   unit_error() : std::runtime_error("unit_error") {}
 };
 
-bool is_operation_aborted(const std::exception_ptr& ep) {
-  if (!ep) return false;
-  try {
-    std::rethrow_exception(ep);
-  } catch (const boost::system::system_error& e) {
-    return e.code() == asio::error::operation_aborted;
-  } catch (...) {
-    return false;
-  }
-}
+using coop_test::is_operation_aborted;
 
 coop::cooperator_options one_unit_per_tick() {
   coop::cooperator_options options;

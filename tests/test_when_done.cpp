@@ -49,16 +49,7 @@ namespace {
 // with useful failure messages.
 using coop_test::kind;
 
-bool is_operation_aborted(const std::exception_ptr& ep) {
-  if (!ep) return false;
-  try {
-    std::rethrow_exception(ep);
-  } catch (const boost::system::system_error& e) {
-    return e.code() == asio::error::operation_aborted;
-  } catch (...) {
-    return false;
-  }
-}
+using coop_test::is_operation_aborted;
 
 // The exception a failing unit throws; `id` tells one throw from another.
 struct unit_error : std::runtime_error {

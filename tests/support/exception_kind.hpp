@@ -3,7 +3,9 @@
 // check prints what was thrown instead of "false".
 #pragma once
 
+#include <boost/asio/error.hpp>
 #include <boost/core/demangle.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <exception>
 #include <string>
@@ -34,6 +36,19 @@ template <class F> std::string thrown_by(F&& f) {
     return kind(std::current_exception());
   }
   return "no exception";
+}
+
+/// Whether `ep` holds system_error(asio::error::operation_aborted): how a cancelled wait
+/// completes.
+inline bool is_operation_aborted(const std::exception_ptr& ep) {
+  if (!ep) return false;
+  try {
+    std::rethrow_exception(ep);
+  } catch (const boost::system::system_error& e) {
+    return e.code() == boost::asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
 }
 
 }  // namespace coop_test
