@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 #include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/drop_guard.hpp>
 #include <coop/detail/steps_task.hpp>
 #include <coop/detail/strand_entry.hpp>
 
@@ -355,7 +356,8 @@ private:
 namespace {
 // What a core's strand becomes once its context has shut down: a context, never
 // destroyed, whose executor destroys what is submitted (Asio destroys handlers queued on
-// a context that shuts down, and this is the same rule afterwards).
+// a context that shuts down, and this is the same rule afterwards). Destroyed as by a
+// shutdown, not as by a failed post: the poster must not keep it to send again.
 class detached_context : public asio::execution_context {
 public:
   struct executor {
@@ -365,14 +367,14 @@ public:
       return asio::execution::blocking.never;
     }
     executor require(asio::execution::blocking_t::never_t) const noexcept { return *this; }
-    template <class F> void execute(F&&) const noexcept {}
+    template <class F> void execute(F&& f) const noexcept { drop_guard::destroy_unrun(std::forward<F>(f)); }
     // The Networking TS executor requirements, for BOOST_ASIO_USE_TS_EXECUTOR_AS_DEFAULT.
     asio::execution_context& context() const noexcept { return *ctx; }
     void on_work_started() const noexcept {}
     void on_work_finished() const noexcept {}
-    template <class F, class A> void dispatch(F&&, const A&) const noexcept {}
-    template <class F, class A> void post(F&&, const A&) const noexcept {}
-    template <class F, class A> void defer(F&&, const A&) const noexcept {}
+    template <class F, class A> void dispatch(F&& f, const A&) const noexcept { drop_guard::destroy_unrun(std::forward<F>(f)); }
+    template <class F, class A> void post(F&& f, const A&) const noexcept { drop_guard::destroy_unrun(std::forward<F>(f)); }
+    template <class F, class A> void defer(F&& f, const A&) const noexcept { drop_guard::destroy_unrun(std::forward<F>(f)); }
     friend bool operator==(const executor&, const executor&) noexcept { return true; }
   };
 };

@@ -641,3 +641,27 @@ BOOST_AUTO_TEST_CASE(when_done_after_cooperator_and_context_are_gone) {
   CHECK_ONCE(rec);
   BOOST_TEST(kind(rec->result) == "null");
 }
+
+// A handler with no executor of its own would run on the cooperator's strand: once the
+// context is gone, when_done destroys it before returning, as the context's shutdown
+// destroys what is queued, whether the cooperator object still lives or not. Before, the
+// gone strand's refusal was taken for a post that ran out of memory: the library's
+// watchdog thread retried it forever and the handler was never released.
+BOOST_AUTO_TEST_CASE(when_done_on_the_gone_strand_destroys_the_handler) {
+  std::optional<coop::cooperator> coop;
+  auto io = std::make_unique<asio::io_context>();
+  coop.emplace(*io);
+  auto task = coop->cooperate([] { return coop::step::done; });
+  io->run();
+  io.reset();
+  for (int round = 0; round < 2; ++round) {  // the cooperator alive, then gone
+    auto rec = std::make_shared<record>();
+    task.when_done(once_handler(rec));
+    BOOST_TEST(rec.use_count() == 1, "round " << round << ": the handler is still held");
+    if (rec.use_count() == 1) {
+      BOOST_TEST(rec->calls == 0);
+      BOOST_TEST(rec->dropped == 1);
+    }
+    coop.reset();
+  }
+}

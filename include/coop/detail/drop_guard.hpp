@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 namespace coop::detail {
 
@@ -38,6 +40,15 @@ public:
   /// points to, make another handler with the same id — must not be taken for its drop.
   static void report_run(const void* handler_id, std::uint64_t tag = 0) noexcept {
     if (drop_guard* g = find(handler_id, tag)) g->id_ = nullptr;
+  }
+
+  /// Destroys `f` unrun as a context's shutdown destroys its queue: a handler inside
+  /// reports no drop to a post in progress on this thread, whose poster would otherwise
+  /// keep it and send it again, forever.
+  template <class F> static void destroy_unrun(F&& f) noexcept {
+    drop_guard* const outer = std::exchange(innermost_, nullptr);
+    { [[maybe_unused]] std::decay_t<F> gone(std::forward<F>(f)); }
+    innermost_ = outer;
   }
 
 private:
