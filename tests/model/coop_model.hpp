@@ -110,6 +110,17 @@ public:
     cursor_ = 0;
   }
 
+  // The execution context shuts down under the cooperator: every unfinished task finishes
+  // scheduler_stopped, as by stop(), and handlers still queued are destroyed, not invoked
+  // (the harness checks that no wait completes).
+  void context_dies() {
+    for (const task& t : tasks_)
+      if (t.finished.empty()) note(t.paused > 0 ? "context death finishes a paused task" : "context death finishes an unpaused task");
+    for (const wait& w : waits_)
+      if (!w.resolved) note("context death drops a pending wait");
+    stop();
+  }
+
   // ---- a task ----
   std::string pause(int id, bool ec_form) {
     task& t = tasks_[id];
@@ -201,6 +212,8 @@ public:
   const std::vector<wait>& waits() const { return waits_; }
   std::vector<std::string>& log() { return log_; }
   long units_run() const { return units_run_; }
+  // Counts a case the harness reached outside the model's own operations.
+  void note_external(const std::string& what) { note(what); }
   // How often each interesting case came up (the test asserts each does).
   const std::map<std::string, long>& coverage() const { return coverage_; }
 

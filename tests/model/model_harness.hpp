@@ -68,11 +68,28 @@ struct op {
   std::array<std::uint8_t, 4> a{};
 };
 
+// How a sequence ends. Whatever ran before, the handles outlive the end and must say how
+// each task finished.
+enum class ending : std::uint8_t {
+  stop,           // cooperator::stop(), then drain the context
+  destroy,        // ~cooperator(), then drain the context
+  context_dies,   // the context is destroyed under the live cooperator, which goes after
+};
+
 struct sequence {
   bool started = true;
-  bool destroy_at_end = false;   // end: destroy the cooperator (else stop() it)
+  ending end = ending::stop;
   std::vector<op> ops;
 };
+
+inline const char* to_string(ending e) {
+  switch (e) {
+    case ending::stop: return "cooperator.stop(), drain";
+    case ending::destroy: return "~cooperator(), drain";
+    case ending::context_dies: return "~context() under the cooperator, then ~cooperator()";
+  }
+  return "?";
+}
 
 inline int ticks_of(const op& o) { return 1 + o.a[0] % 3; }
 // The shake-out build ends every tick after one unit, whatever the predicate says.
@@ -113,7 +130,7 @@ inline std::string to_string(const sequence& seq) {
   std::ostringstream s;
   s << "  cooperator{started=" << (seq.started ? "true" : "false") << "}\n";
   for (std::size_t i = 0; i < seq.ops.size(); ++i) s << "  " << i << ": " << to_string(seq.ops[i]) << "\n";
-  s << "  end: " << (seq.destroy_at_end ? "~cooperator()" : "cooperator.stop()") << ", drain\n";
+  s << "  end: " << to_string(seq.end) << "\n";
   return s.str();
 }
 
@@ -124,7 +141,7 @@ inline sequence generate(std::uint64_t seed) {
   auto pick = [&](std::uint64_t n) { return static_cast<int>(rng() % n); };
   sequence seq;
   seq.started = pick(5) != 0;
-  seq.destroy_at_end = pick(2) != 0;
+  seq.end = static_cast<ending>(pick(3));
   const int length = 4 + pick(45);
   int made = 0;   // tasks made by the sequence itself (units may make more)
   int last_paused = -1;
@@ -194,7 +211,7 @@ inline sequence decode(const std::uint8_t* data, std::size_t size) {
   sequence seq;
   if (size == 0) return seq;
   seq.started = (data[0] & 1) == 0;
-  seq.destroy_at_end = (data[0] & 2) != 0;
+  seq.end = static_cast<ending>((data[0] >> 1) % 3);
   for (std::size_t i = 1; i + 5 <= size && seq.ops.size() < 200; i += 5) {
     op o;
     o.kind = static_cast<op_kind>(data[i] % static_cast<int>(op_kind::count_));
@@ -207,7 +224,7 @@ inline sequence decode(const std::uint8_t* data, std::size_t size) {
 // The inverse of decode(): seeds for the fuzzer's corpus.
 inline std::vector<std::uint8_t> encode(const sequence& seq) {
   std::vector<std::uint8_t> out;
-  out.push_back(static_cast<std::uint8_t>((seq.started ? 0 : 1) | (seq.destroy_at_end ? 2 : 0)));
+  out.push_back(static_cast<std::uint8_t>((seq.started ? 0 : 1) | (static_cast<int>(seq.end) << 1)));
   for (const op& o : seq.ops) {
     out.push_back(static_cast<std::uint8_t>(o.kind));
     out.insert(out.end(), o.a.begin(), o.a.end());
@@ -418,7 +435,8 @@ private:
     std::string name = "w" + std::to_string(w);
     if (call_depth_ > 0) violation(name + " completed inline, inside a call into coop");
     if (in_unit_) violation(name + " completed inside a work unit");
-    bool on_strand = strand_->running_in_this_thread();
+    if (!ctx_) violation(name + " completed after its context died");
+    bool on_strand = strand_ && strand_->running_in_this_thread();
     if (!rec.bound_to_context && !on_strand) violation(name + " (no associated executor) did not run on the cooperator's strand");
     if (rec.bound_to_context && on_strand) violation(name + " (bound to the context) ran on the strand");
     if (++rec.delivered == 1) {
@@ -705,16 +723,40 @@ private:
     std::size_t model_log_start = model_.log().size();
     log_start_ = log_.size();
     std::string real_out, model_out;
-    if (seq_.destroy_at_end) {
-      in_call guard(*this);
-      coop_.reset();
-    } else {
-      in_call guard(*this);
-      coop_->stop();
+    switch (seq_.end) {
+      case ending::stop: {
+        in_call guard(*this);
+        coop_->stop();
+        model_.stop();
+        break;
+      }
+      case ending::destroy: {
+        in_call guard(*this);
+        coop_.reset();
+        model_.stop();
+        break;
+      }
+      case ending::context_dies: {
+        // Shutdown destroys what is queued and invokes nothing: no wait may complete now,
+        // not even one whose task finishes by the shutdown itself.
+        std::vector<int> delivered_before;
+        for (const real_wait& w : waits_) delivered_before.push_back(w.delivered);
+        strand_.reset();   // an executor must not outlive its context
+        {
+          in_call guard(*this);
+          ctx_.reset();
+        }
+        for (std::size_t w = 0; w < waits_.size(); ++w)
+          if (waits_[w].delivered != delivered_before[w]) violation("w" + std::to_string(w) + " was invoked by the context's shutdown");
+        model_.context_dies();
+        real_out += coop_->running() ? "running" : "not-running";
+        model_out += model_.running() ? "running" : "not-running";
+        break;
+      }
     }
-    model_.stop();
-    settle(real_out, model_out);
-    // The handles outlive the cooperator (or its stop) and say how each task finished.
+    if (ctx_) settle(real_out, model_out);
+    // The handles outlive the cooperator (or its stop, or its context) and say how each
+    // task finished.
     for (std::size_t id = 0; id < tasks_.size() && id < model_.tasks().size(); ++id) {
       if (!tasks_[id].handle) continue;
       real_out += " t" + std::to_string(id) + ".pause()=" + pause_task(static_cast<int>(id), false);
@@ -722,9 +764,59 @@ private:
       real_out += " t" + std::to_string(id) + ".resume(ec)=" + resume_task(static_cast<int>(id), true);
       model_out += " t" + std::to_string(id) + ".resume(ec)=" + model_.resume(static_cast<int>(id), true);
     }
-    compare(seq_.destroy_at_end ? "end: ~cooperator(), drain" : "end: cooperator.stop(), drain", real_out, model_out,
-            model_log_start, r);
+    if (seq_.end == ending::context_dies) {
+      // when_done on each handle, first with the cooperator still alive, then with it gone.
+      after_context_death(real_out, model_out);
+      {
+        in_call guard(*this);
+        coop_.reset();
+      }
+      after_context_death(real_out, model_out);
+    }
+    compare(std::string("end: ") + to_string(seq_.end), real_out, model_out, model_log_start, r);
   }
+
+  // With the context gone, when_done completes with the stored result through the
+  // handler's own executor (here a second, live context), never inline; a handler with no
+  // executor of its own would have to run on the gone strand, so it is destroyed, not
+  // invoked.
+  void after_context_death(std::string& real_out, std::string& model_out) {
+    struct outcome {
+      int calls = 0;
+      std::string result;
+    };
+    coop_test::manual_context other;
+    std::vector<std::pair<std::size_t, std::shared_ptr<outcome>>> bound, plain;
+    for (std::size_t id = 0; id < tasks_.size() && id < model_.tasks().size(); ++id) {
+      if (!tasks_[id].handle) continue;
+      auto b = std::make_shared<outcome>(), p = std::make_shared<outcome>();
+      {
+        in_call guard(*this);
+        tasks_[id].handle->when_done(asio::bind_executor(other.get_executor(), [b](std::exception_ptr e) {
+          ++b->calls;
+          b->result = describe(e);
+        }));
+        tasks_[id].handle->when_done([p](std::exception_ptr e) {
+          ++p->calls;
+          p->result = describe(e);
+        });
+      }
+      if (b->calls != 0 || p->calls != 0) violation("when_done after the context died completed inline");
+      bound.emplace_back(id, b);
+      plain.emplace_back(id, p);
+    }
+    other.poll();
+    for (auto& [id, b] : bound) {
+      const std::string name = " t" + std::to_string(id);
+      real_out += name + ".when_done(other)=" + (b->calls == 1 ? b->result : std::to_string(b->calls) + " calls");
+      model_out += name + ".when_done(other)=" + model_.tasks()[id].result;
+      note_model("when_done after the context died");
+    }
+    for (auto& [id, p] : plain)
+      if (p->calls != 0) violation("t" + std::to_string(id) + ".when_done(callback) ran after its strand's context died");
+  }
+
+  void note_model(const char* what) { model_.note_external(what); }
 
   sequence seq_;
   model model_;
@@ -801,9 +893,9 @@ inline sequence shrink(sequence seq, model::mutations m = {}, int budget = 3000)
       }
     }
   }
-  if (seq.destroy_at_end) {
+  if (seq.end != ending::stop) {
     sequence candidate = seq;
-    candidate.destroy_at_end = false;
+    candidate.end = ending::stop;
     if (fails(candidate)) seq = candidate;
   }
   return seq;
