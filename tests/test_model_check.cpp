@@ -85,7 +85,11 @@ BOOST_AUTO_TEST_CASE(coop_agrees_with_the_model) {
       "join mid-round (runs before the round restarts)", "leave before the cursor",
       "a second way of finishing is ignored", "context death finishes a paused task",
       "context death finishes an unpaused task", "context death drops a pending wait",
-      "when_done after the context died"};
+      "when_done after the context died", "a result wait gets the work: null",
+      "a result wait gets the work: unit_error", "a result wait gets the work: task_stopped",
+      "a result wait gets the work: scheduler_stopped", "a cancelled result wait gets a default-constructed work",
+      "a steps_of wait: null", "a steps_of wait: unit_error", "a steps_of wait: task_stopped",
+      "a steps_of wait: scheduler_stopped", "a steps_of wait: aborted"};
   std::ostringstream all;
   for (auto& [what, n] : s.coverage) all << "  " << what << ": " << n << "\n";
   BOOST_TEST_MESSAGE("cases reached:\n" << all.str());

@@ -52,7 +52,11 @@ struct model_mutations {
 //  - a control call:    "ok" | "throw:<condition>" | "ec:ok" | "ec:<condition>"
 //  - a completion:      "null" | "<condition>" | "unit_error(t<id>#<unit>)" | "aborted"
 // where <condition> is one of task_done, task_stopped, task_failed, scheduler_stopped,
-// not_paused.
+// not_paused. A wait for the result of a task made with returning(work) also says
+// "/v<n>": the work object it got, which has run n units (every way of finishing hands
+// the work back, as Twisted's whenDone fires with the iterator), or "/v{}": a
+// default-constructed one (a cancelled wait). A wait for a steps_of<int> coroutine's
+// result says "/v<n>": what it co_returned (n, its units, when done), 0 otherwise.
 class model {
 public:
   static constexpr std::size_t max_tasks = 8;
@@ -60,8 +64,15 @@ public:
 
   using mutations = model_mutations;
 
+  enum class result_kind : std::uint8_t {
+    none,     // plain work: when_done gives only how it finished
+    work,     // returning(work): the work object comes back
+    steps,    // steps_of<int>: what it co_returns (its unit count), T{} unless done
+  };
+
   struct task {
     bool has_handle = true;  // false for coiterate()d tasks: the sequence cannot name them
+    result_kind returns = result_kind::none;
     int paused = 0;
     std::string finished;    // "" while unfinished, else its condition
     std::string result;      // its when_done result once finished
@@ -72,6 +83,7 @@ public:
   struct wait {
     std::size_t task = 0;
     bool from_coiterate = false;
+    bool with_value = false;   // a result wait (the task returns its work)
     bool resolved = false;
     std::string result;
     long resolved_at = 0;   // units run (in total) when it resolved
@@ -85,11 +97,12 @@ public:
   bool list_empty() const { return list_.empty(); }
 
   // Returns the new task's id, or -1 at the task cap (the harness skips the call).
-  int cooperate(bool has_handle = true) {
+  int cooperate(bool has_handle = true, result_kind returns = result_kind::none) {
     if (tasks_.size() >= max_tasks) return -1;
     int id = static_cast<int>(tasks_.size());
     tasks_.push_back(task{});
     tasks_.back().has_handle = has_handle;
+    tasks_.back().returns = returns;
     if (stopped_) {
       note("cooperate on a stopped cooperator");
       finish(id, "scheduler_stopped", "scheduler_stopped");   // at once
@@ -165,6 +178,7 @@ public:
     wait w;
     w.task = static_cast<std::size_t>(id);
     w.from_coiterate = from_coiterate;
+    w.with_value = tasks_[id].returns != result_kind::none;
     if (!tasks_[id].finished.empty()) {
       note("when_done on a finished task");
       resolve(w, tasks_[id].result);
@@ -247,6 +261,18 @@ private:
     w.resolved = true;
     w.result = result;
     w.resolved_at = units_run_;
+    if (!w.with_value) return;
+    const task& t = tasks_[w.task];
+    if (t.returns == result_kind::steps) {
+      note(std::string("a steps_of wait: ") + result.substr(0, result.find('(')));
+      w.result += "/v" + std::to_string(result == "null" ? t.units : 0);
+    } else if (result == "aborted") {
+      note("a cancelled result wait gets a default-constructed work");
+      w.result += "/v{}";
+    } else {
+      note(std::string("a result wait gets the work: ") + result.substr(0, result.find('(')));
+      w.result += "/v" + std::to_string(t.units);
+    }
   }
   // Twisted's _completeWith: record, leave the cooperator, then complete every wait.
   void finish(int id, const std::string& condition, const std::string& result) {

@@ -49,7 +49,9 @@ namespace asio = boost::asio;
 // Operation sequences
 
 enum class op_kind : std::uint8_t {
-  cooperate,   // a0: 0 cooperate, 1 coiterate (plain callback), 2 coiterate (bound to ctx)
+  cooperate,   // a0: 0 cooperate, 1 coiterate (plain callback), 2 coiterate (bound to ctx),
+               //     3 cooperate(returning(work)), 4 coiterate(returning(work), callback),
+               //     5 cooperate(steps_of<int>), 6 coiterate(steps_of<int>, callback)
   pause,       // a0: task, a1: 1 = error_code form
   resume,      // a0: task, a1: 1 = error_code form
   stop_task,   // a0: task, a1: 1 = error_code form
@@ -101,7 +103,10 @@ inline std::string to_string(const op& o) {
   const int a0 = o.a[0], a1 = o.a[1], a2 = o.a[2];
   switch (o.kind) {
     case op_kind::cooperate:
-      s << (a0 % 3 == 0 ? "cooperate()" : a0 % 3 == 1 ? "coiterate(callback)" : "coiterate(bind_executor(ctx))");
+      static const char* const variants[] = {"cooperate()", "coiterate(callback)", "coiterate(bind_executor(ctx))",
+                                             "cooperate(returning(work))", "coiterate(returning(work), callback)",
+                                             "cooperate(steps_of<int>)", "coiterate(steps_of<int>, callback)"};
+      s << variants[a0 % 7];
       break;
     case op_kind::pause: s << "t" << a0 << ".pause(" << (a1 % 2 ? "ec" : "") << ")"; break;
     case op_kind::resume: s << "t" << a0 << ".resume(" << (a1 % 2 ? "ec" : "") << ")"; break;
@@ -167,7 +172,7 @@ inline sequence generate(std::uint64_t seed) {
     o.kind = static_cast<op_kind>(k);
     switch (o.kind) {
       case op_kind::cooperate:
-        o.a[0] = static_cast<std::uint8_t>(pick(10) < 7 ? 0 : 1 + pick(2));
+        o.a[0] = static_cast<std::uint8_t>(std::array<int, 12>{0, 0, 0, 0, 0, 1, 2, 3, 3, 4, 5, 6}[pick(12)]);
         ++made;
         break;
       case op_kind::pause:
@@ -322,8 +327,29 @@ public:
   }
 
 private:
+  // The work of a task made with returning(work): it counts its units, and comes back.
+  struct counting_work {
+    harness* h = nullptr;
+    int id = 0;
+    int units = -1;   // -1: default-constructed (what a cancelled result wait gets)
+    coop::step operator()() {
+      ++units;
+      return h->unit(id);
+    }
+  };
+
+  // steps_of<int> work: one harness unit per resumption; co_returns its unit count.
+  static coop::steps_of<int> counting_steps(harness* h, int id) {
+    for (int units = 1;; ++units) {
+      if (h->unit(id) == coop::step::done) co_return units;
+      co_yield coop::next;
+    }
+  }
+
   struct real_task {
-    std::optional<coop::cooperative_task> handle;
+    std::optional<coop::cooperative_task> handle;   // the base of `result` too
+    std::optional<coop::result_task<counting_work>> result;
+    std::optional<coop::result_task<int>> steps_result;
     action armed = action::more;
     std::uint8_t target = 0;
     int units = 0;
@@ -394,8 +420,26 @@ private:
   };
   handler_type handler(int w) { return handler_type{this, w}; }
 
+  // A result wait's handler: the work comes back with the completion.
+  struct value_handler_type {
+    harness* h;
+    int w;
+    void operator()(std::exception_ptr e, counting_work work) const {
+      h->delivered(w, std::move(e), work.units < 0 ? "/v{}" : "/v" + std::to_string(work.units));
+    }
+  };
+
   // The handler with the wait's cancellation slot bound.
   auto with_slot(int w) { return asio::bind_cancellation_slot(waits_[w].signal->slot(), handler(w)); }
+  auto value_with_slot(int w) {
+    return asio::bind_cancellation_slot(waits_[w].signal->slot(), value_handler_type{this, w});
+  }
+  struct int_handler_type {
+    harness* h;
+    int w;
+    void operator()(std::exception_ptr e, int value) const { h->delivered(w, std::move(e), "/v" + std::to_string(value)); }
+  };
+  auto int_with_slot(int w) { return asio::bind_cancellation_slot(waits_[w].signal->slot(), int_handler_type{this, w}); }
 
   // Returns the new task's id or -1 at the cap.
   int cooperate_real(int variant) {
@@ -405,6 +449,16 @@ private:
     in_call guard(*this);
     if (variant == 0) {
       tasks_[id].handle = coop_->cooperate(work_for(id));
+    } else if (variant == 3) {
+      tasks_[id].result = coop_->cooperate(coop::returning(counting_work{this, id, 0}));
+      tasks_[id].handle = *tasks_[id].result;
+    } else if (variant == 4) {
+      coop_->coiterate(coop::returning(counting_work{this, id, 0}), value_with_slot(new_wait(false)));
+    } else if (variant == 5) {
+      tasks_[id].steps_result = coop_->cooperate(counting_steps(this, id));
+      tasks_[id].handle = *tasks_[id].steps_result;
+    } else if (variant == 6) {
+      coop_->coiterate(counting_steps(this, id), int_with_slot(new_wait(false)));
     } else {
       int w = new_wait(variant == 2);
       if (variant == 2)
@@ -421,7 +475,17 @@ private:
     int w = new_wait(bound);
     auto& h = *tasks_[id].handle;
     in_call guard(*this);
-    if (bound)
+    if (auto& rt = tasks_[id].result) {
+      if (bound)
+        rt->when_done(asio::bind_executor(ctx_->get_executor(), value_with_slot(w)));
+      else
+        rt->when_done(value_with_slot(w));
+    } else if (auto& st = tasks_[id].steps_result) {
+      if (bound)
+        st->when_done(asio::bind_executor(ctx_->get_executor(), int_with_slot(w)));
+      else
+        st->when_done(int_with_slot(w));
+    } else if (bound)
       h.when_done(asio::bind_executor(ctx_->get_executor(), with_slot(w)));
     else
       h.when_done(with_slot(w));
@@ -430,7 +494,7 @@ private:
 
   void violation(const std::string& what) { log_.push_back("VIOLATION: " + what); }
 
-  void delivered(int w, std::exception_ptr e) {
+  void delivered(int w, std::exception_ptr e, const std::string& value = "") {
     real_wait& rec = waits_[w];
     std::string name = "w" + std::to_string(w);
     if (call_depth_ > 0) violation(name + " completed inline, inside a call into coop");
@@ -440,7 +504,7 @@ private:
     if (!rec.bound_to_context && !on_strand) violation(name + " (no associated executor) did not run on the cooperator's strand");
     if (rec.bound_to_context && on_strand) violation(name + " (bound to the context) ran on the strand");
     if (++rec.delivered == 1) {
-      rec.result = describe(e);
+      rec.result = describe(e) + value;
       rec.units_at = units_run_;
     } else {
       violation(name + " completed " + std::to_string(rec.delivered) + " times");
@@ -542,11 +606,13 @@ private:
     try {
       switch (o.kind) {
         case op_kind::cooperate: {
-          int variant = a0 % 3;
+          int variant = a0 % 7;
           int id = cooperate_real(variant);
           real_out = id < 0 ? "skip" : "t" + std::to_string(id);
-          int mid = model_.cooperate(variant == 0);
-          if (mid >= 0 && variant != 0) model_.when_done(mid, true);
+          const bool handle = variant == 0 || variant == 3 || variant == 5;
+          using rk = model::result_kind;
+          int mid = model_.cooperate(handle, variant >= 5 ? rk::steps : variant >= 3 ? rk::work : rk::none);
+          if (mid >= 0 && !handle) model_.when_done(mid, true);
           model_out = mid < 0 ? "skip" : "t" + std::to_string(mid);
           break;
         }
