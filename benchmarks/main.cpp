@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 // coop_bench: measures coop against a tight loop and plain Asio in one run, prints a table
-// of absolute figures and ratios, checks issue 6's targets and writes the same as JSON.
+// of absolute figures and ratios, checks the targets and writes the same as JSON.
 //
 //   coop_bench [--quick] [--json FILE] [--only SECTIONS] [--repetitions N] [--verbose]
 //              [--benchmark_* flags of Google Benchmark]
@@ -176,6 +176,22 @@ void print_control(const json::object& doc) {
   print(section->as_object().if_contains("inside"), "pause_resume_inside");
 }
 
+void print_lifecycle(const json::object& doc) {
+  const auto* rows = doc.if_contains("lifecycle");
+  if (!rows) return;
+  std::printf("\n(g) Task lifecycle: cooperate + one trivial unit + finish (+ the when_done handler run),\n"
+              "    all inside the timed region: ns per task (CPU)\n");
+  std::printf("  %-52s %12s %14s %10s\n", "", "1,000 tasks", "100,000 tasks", "/ plain");
+  for (const char* key : {"no_wait", "plain", "returning", "steps_of"}) {
+    const auto* a = find_row(rows, "key", key, 1'000);
+    const auto* b = find_row(rows, "key", key, 100'000);
+    const auto* plain = find_row(rows, "key", "plain", 100'000);
+    if (!a || !b || !plain) continue;
+    std::printf("  %-52s %12.1f %14.1f %9.2fx\n", a->at("variant").as_string().c_str(), num(*a, "ns_per_op"),
+                num(*b, "ns_per_op"), num(*b, "ns_per_op") / num(*plain, "ns_per_op"));
+  }
+}
+
 void print_rest(const json::object& doc) {
   if (const auto* m = doc.if_contains("memory")) {
     const auto& o = m->as_object();
@@ -210,7 +226,7 @@ void print_rest(const json::object& doc) {
   }
 }
 
-// ---- targets (issue 6) ------------------------------------------------------------------------
+// ---- targets ----------------------------------------------------------------------------------
 
 // Fewer undisturbed ticks than this (a loaded machine preempts nearly every long tick) say
 // nothing about the longest one.
@@ -276,13 +292,25 @@ json::array check_targets(const json::object& doc) {
     add("bytes per task beyond the callable (RSS, 1,000,000 tasks)",
         num(o, "bytes_per_task") - num(o, "callable_bytes"), "<=", 128.0, "B");
   }
+  if (const auto* rows = doc.if_contains("lifecycle")) {
+    for (std::uint64_t tasks : {std::uint64_t{1'000}, std::uint64_t{100'000}}) {
+      const auto* plain = find_row(rows, "key", "plain", tasks);
+      const std::string n = tasks == 1'000 ? "1,000 tasks" : "100,000 tasks";
+      for (const char* key : {"returning", "steps_of"}) {
+        const auto* row = find_row(rows, "key", key, tasks);
+        if (!plain || !row) continue;
+        add(std::string("lifecycle ") + key + " / plain when_done, " + n, num(*row, "ns_per_op") / num(*plain, "ns_per_op"),
+            "<=", 1.10, "x");
+      }
+    }
+  }
   if (const auto* f = doc.if_contains("fairness")) add("Jain's index, 100 tasks, 300 ms", num(f->as_object(), "jain"), ">=", 0.99, "");
   return out;
 }
 
 void print_targets(const json::array& targets, bool quick) {
   if (targets.empty()) return;
-  std::printf("\nTargets (issue 6)%s\n", quick ? " -- a --quick run is too short and too small to judge them" : "");
+  std::printf("\nTargets%s\n", quick ? " -- a --quick run is too short and too small to judge them" : "");
   int held = 0, unmeasured = 0;
   for (const auto& t : targets) {
     const auto& o = t.as_object();
@@ -308,6 +336,7 @@ void print_all(json::object& doc, const settings& config) {
   print_throughput(doc, config);
   print_latency(doc);
   print_control(doc);
+  print_lifecycle(doc);
   print_rest(doc);
   print_targets(doc["targets"].as_array(), config.quick);
 }
@@ -349,7 +378,7 @@ int main(int argc, char** argv) {
       ("quick", "short smoke run (a few seconds): small sizes, one repetition")
       ("json", po::value(&json_path), "write the results as JSON to this file")
       ("report", po::value(&report_path), "measure nothing: print the tables and targets of a saved JSON file")
-      ("only", po::value(&only), "comma-separated sections: throughput,control,latency,memory,fairness,threads")
+      ("only", po::value(&only), "comma-separated sections: throughput,control,lifecycle,latency,memory,fairness,threads")
       ("repetitions", po::value(&config.repetitions), "runs per throughput/control figure; the median is kept (default 5)")
       ("verbose", "also print Google Benchmark's own console output");
   po::variables_map vm;
@@ -388,7 +417,7 @@ int main(int argc, char** argv) {
   if (!sections.empty() && !own_filter) {
     std::string filter = "--benchmark_filter=^(";
     bool first = true;
-    for (const char* s : {"throughput", "control"})
+    for (const char* s : {"throughput", "control", "lifecycle"})
       if (wanted(s)) filter += (first ? "" : "|") + std::string(s), first = false;
     gb_args.push_back(filter + (first ? "none" : "") + ")/");
   }
@@ -417,7 +446,7 @@ int main(int argc, char** argv) {
               doc["machine"].as_object()["loadavg_at_start"].as_string().c_str());
   std::fflush(stdout);
 
-  if (wanted("throughput") || wanted("control")) run_micro(config, doc, verbose);
+  if (wanted("throughput") || wanted("control") || wanted("lifecycle")) run_micro(config, doc, verbose);
   if (wanted("control")) run_control_inside(config, doc);
   if (wanted("latency")) run_latency(config, doc);
   if (wanted("fairness")) run_fairness(config, doc);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // The micro-measurements, run by Google Benchmark: (a) throughput of trivial units,
-// (c) control operations from outside a tick, and two reference figures (a clock read, one
-// trivial unit in a loop). Each figure is the median of `repetitions` runs.
+// (c) control operations from outside a tick, (g) a task's lifecycle (made, one unit,
+// finished, awaited), and two reference figures (a clock read, one trivial unit in a loop). Each figure is the median of `repetitions` runs.
 #include "bench.hpp"
 
 #include <coop/coop.hpp>
@@ -179,6 +179,54 @@ void control_stop(benchmark::State& state, std::uint64_t tasks) {
   }
 }
 
+// ---- task lifecycle: cooperate, one unit, finish, the when_done handler run -------------------
+
+/// One trivial unit, then done.
+struct one_unit_work {
+  std::uint64_t state;
+  coop::step operator()() noexcept {
+    lcg_step(state);
+    return coop::step::done;
+  }
+};
+
+coop::steps_of<std::uint64_t> one_unit_steps(std::uint64_t state) {
+  lcg_step(state);
+  co_return state;
+}
+
+enum class lifecycle_kind { no_wait, plain, returning, steps_of };
+
+/// `tasks` tasks made, run and (but for no_wait) awaited by a callback, all inside the
+/// timed region: what a user's job costs beyond its units.
+void lifecycle(benchmark::State& state, std::uint64_t tasks, lifecycle_kind kind) {
+  for (auto _ : state) {
+    asio::io_context ctx;
+    coop::cooperator cooperator(ctx);
+    std::uint64_t sum = 0;
+    const stopwatch watch;
+    for (std::uint64_t i = 0; i < tasks; ++i) {
+      switch (kind) {
+        case lifecycle_kind::no_wait: cooperator.cooperate(one_unit_work{i}); break;
+        case lifecycle_kind::plain:
+          cooperator.cooperate(one_unit_work{i}).when_done([&sum](std::exception_ptr) { ++sum; });
+          break;
+        case lifecycle_kind::returning:
+          cooperator.cooperate(coop::returning(one_unit_work{i})).when_done([&sum](std::exception_ptr, one_unit_work w) {
+            sum += w.state;
+          });
+          break;
+        case lifecycle_kind::steps_of:
+          cooperator.cooperate(one_unit_steps(i)).when_done([&sum](std::exception_ptr, std::uint64_t v) { sum += v; });
+          break;
+      }
+    }
+    ctx.run();
+    set_time(state, watch.elapsed());
+    benchmark::DoNotOptimize(sum);
+  }
+}
+
 // ---- references -----------------------------------------------------------------------------
 
 void reference_clock(benchmark::State& state) {
@@ -306,6 +354,23 @@ void run_micro(const settings& config, json::object& out, bool verbose) {
     add("control/stop/" + t, {"control", "stop", tasks, static_cast<double>(tasks)},
         [=](benchmark::State& s) { control_stop(s, tasks); }, true);
   }
+  const std::pair<const char*, lifecycle_kind> lifecycles[] = {
+      {"no_wait", lifecycle_kind::no_wait},
+      {"plain", lifecycle_kind::plain},
+      {"returning", lifecycle_kind::returning},
+      {"steps_of", lifecycle_kind::steps_of}};
+  const std::map<std::string, std::string> lifecycle_names{
+      {"no_wait", "cooperate(work), no wait"},
+      {"plain", "cooperate(work) + when_done(callback)"},
+      {"returning", "cooperate(returning(work)) + when_done(callback)"},
+      {"steps_of", "cooperate(steps_of<T>) + when_done(callback)"}};
+  for (std::uint64_t tasks : {std::uint64_t{1'000}, std::uint64_t{100'000}}) {
+    for (const auto& [key, kind] : lifecycles) {
+      add("lifecycle/" + std::string(key) + "/" + std::to_string(tasks),
+          {"lifecycle", lifecycle_names.at(key), tasks, static_cast<double>(tasks)},
+          [=, kind = kind](benchmark::State& s) { lifecycle(s, tasks, kind); }, true);
+    }
+  }
   add("reference/clock", {"reference", "steady_clock::now()", 0, 1.0}, reference_clock, false);
   add("reference/unit", {"reference", "one trivial unit in a loop", 0, 1.0}, reference_unit, false);
 
@@ -313,7 +378,7 @@ void run_micro(const settings& config, json::object& out, bool verbose) {
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::ClearRegisteredBenchmarks();
 
-  json::array throughput, control;
+  json::array throughput, control, lifecycle_rows;
   json::object reference;
   for (const auto& [name, what] : entries) {
     auto found = reporter.times().find(name);
@@ -332,10 +397,12 @@ void run_micro(const settings& config, json::object& out, bool verbose) {
                      {what.section == "throughput" ? "ns_per_unit" : "ns_per_op", per_op},
                      {what.section == "throughput" ? "wall_ns_per_unit" : "wall_ns_per_op", wall_per_op},
                      {"runs", std::move(runs_ns)}};
-    (what.section == "throughput" ? throughput : control).push_back(std::move(row));
+    (what.section == "throughput" ? throughput : what.section == "lifecycle" ? lifecycle_rows : control)
+        .push_back(std::move(row));
   }
   reference["cpu_mhz"] = reporter.cpu_mhz();
   if (!throughput.empty()) out["throughput"] = std::move(throughput);
+  if (!lifecycle_rows.empty()) out["lifecycle"] = std::move(lifecycle_rows);
   json::object& control_section = out["control"].emplace_object();
   control_section["outside"] = std::move(control);
   if (reference.size() > 1) out["reference"] = std::move(reference);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Judges issue 6's targets on the median of several coop_bench runs.
+"""Judges the harness's targets on the median of several coop_bench runs.
 
     python3 benchmarks/targets_over_runs.py run1.json run2.json ... [--json OUT]
 
@@ -31,7 +31,7 @@ def main():
     names = []  # every target of every run (a run with --only has fewer), in order of first sight
     for doc in docs:
         names += [t["target"] for t in doc["targets"] if t["target"] not in names]
-    print(f"Targets (issue 6): median of {len(docs)} runs ({', '.join(d['date'] for d in docs)})")
+    print(f"Targets: median of {len(docs)} runs ({', '.join(d['date'] for d in docs)})")
     rows, missed = [], 0
     for name in names:
         found = [next((t for t in doc["targets"] if t["target"] == name), None) for doc in docs]
