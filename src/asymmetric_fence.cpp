@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-#include <coop/detail/asymmetric_fence.hpp>
+#include "asymmetric_fence.hpp"
 
 #include <atomic>
 

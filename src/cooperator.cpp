@@ -4,7 +4,7 @@
 namespace coop {
 
 cooperator::cooperator(const asio::any_io_executor& ex, cooperator_options options)
-    : core_(std::make_shared<detail::cooperator_core>(ex, std::move(options))) {}
+    : core_(detail::make_cooperator_core(ex, std::move(options))) {}
 
 cooperator::~cooperator() { core_->stop(); }
 

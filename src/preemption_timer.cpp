@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
-#include <coop/detail/cooperator_core.hpp>
-#include <coop/detail/preemption_timer.hpp>
+#include "core/core_impl.hpp"
+#include "preemption_timer.hpp"
 
 #include <algorithm>
 #include <condition_variable>
@@ -77,8 +77,8 @@ private:
   // makes or destroys a cooperator (add()/remove() take our mutex). The core is pinned,
   // so it cannot be freed under the retry; one whose last owner is gone (its destructor
   // waits for our mutex) is skipped.
-  static void retry(cooperator_core& core, std::unique_lock<std::mutex>& l) noexcept {
-    std::shared_ptr<cooperator_core> pinned = core.weak_from_this().lock();
+  static void retry(core_impl& core, std::unique_lock<std::mutex>& l) noexcept {
+    std::shared_ptr<core_impl> pinned = core.weak_from_this().lock();
     if (!pinned) return;
     l.unlock();
     pinned->try_retry();  // try_lock only: never waits on a running tick

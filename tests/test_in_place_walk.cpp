@@ -8,7 +8,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <coop/detail/callable_task.hpp>
-#include <coop/detail/cooperator_core.hpp>
+#include "core/core_impl.hpp"  // src/: white-box (run_ring)
 #include <coop/detail/in_place_walk.hpp>
 
 #include <atomic>

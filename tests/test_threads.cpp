@@ -9,7 +9,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <coop/coop.hpp>
-#include <coop/detail/core_mutex.hpp>
+#include "core_mutex.hpp"  // src/: white-box
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: BSL-1.0
-#include <coop/detail/cooperator_core.hpp>
+#include "core_impl.hpp"
+
 #include <coop/detail/drop_guard.hpp>
 #include <coop/detail/steps_task.hpp>
 #include <coop/detail/strand_entry.hpp>
 
-#include "executor_context.hpp"
-#include "process_locks.hpp"
+#include "../executor_context.hpp"
+#include "../process_locks.hpp"
 
 
 #include <boost/asio/execution.hpp>
@@ -83,7 +84,7 @@ namespace {
 // The cores whose lock this thread holds, innermost first: a call made from inside a unit,
 // a work destructor or any other code run under the lock must not lock again.
 struct held_lock {
-  const cooperator_core* core;
+  const core_impl* core;
   held_lock* outer;
 };
 thread_local held_lock* innermost_held = nullptr;
@@ -105,14 +106,14 @@ inline void push_held(held_lock* node) noexcept {
 // Whether this thread holds `core`'s lock. A file-local function, not a member: every
 // resume() asks, and the compiler does not inline a member of a shared library (another
 // definition could replace it at load time).
-bool this_thread_holds(const cooperator_core* core) noexcept {
+bool this_thread_holds(const core_impl* core) noexcept {
   for (held_lock* h = innermost_held; h; h = h->outer)
     if (h->core == core) return true;
   return false;
 }
 }  // namespace
 
-void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
+void core_impl::wait_out_unit(const task_base& t) const noexcept {
   // No units running: a tick starting later fences before its first unit, so it sees the
   // change (the caller's compare-and-swap and this load are sequentially consistent).
   const std::uint32_t epoch = units_epoch_.load(std::memory_order_seq_cst);
@@ -132,16 +133,16 @@ void cooperator_core::wait_out_unit(const task_base& t) const noexcept {
 
 // Blocking and re-entrant. Used where waiting for a tick to end is right: the tick itself,
 // the strand's own handlers, and cooperator start()/stop().
-class cooperator_core::lock {
+class core_impl::lock {
 public:
-  explicit lock(cooperator_core& core) noexcept : core_(core), owns_(!this_thread_holds(&core)) {
+  explicit lock(core_impl& core) noexcept : core_(core), owns_(!this_thread_holds(&core)) {
     if (owns_) {
       core_.mutex_.lock();
       enter();
     }
   }
   /// Adopts a mutex this thread has just locked.
-  lock(cooperator_core& core, std::adopt_lock_t) noexcept : core_(core), owns_(true) { enter(); }
+  lock(core_impl& core, std::adopt_lock_t) noexcept : core_(core), owns_(true) { enter(); }
   ~lock() {
     if (owns_) {
       // Still the holder: code these run may re-enter.
@@ -160,12 +161,12 @@ private:
     node_.core = &core_;
     push_held(&node_);
   }
-  cooperator_core& core_;
+  core_impl& core_;
   bool owns_;
   held_lock node_{};
 };
 
-void cooperator_core::after_unlock() noexcept {
+void core_impl::after_unlock() noexcept {
   // A request left after the drain, while we still held the lock, is ours to apply unless
   // someone else holds the lock now (then it is theirs).
   while (inbox_waiting() && mutex_.try_lock()) {
@@ -177,7 +178,7 @@ void cooperator_core::after_unlock() noexcept {
   }
 }
 
-void cooperator_core::apply_or_leave(request what, task_base& t, waiter_base* w) noexcept {
+void core_impl::apply_or_leave(request what, task_base& t, waiter_base* w) noexcept {
   if (this_thread_holds(this)) {
     apply(what, t, w);
     return;
@@ -204,7 +205,7 @@ void cooperator_core::apply_or_leave(request what, task_base& t, waiter_base* w)
   if (mutex_.try_lock()) lock l(*this, std::adopt_lock);  // its unlock drains the inbox
 }
 
-void cooperator_core::drain_inbox() noexcept {
+void core_impl::drain_inbox() noexcept {
   if (!inbox_waiting()) return;
   std::vector<inbox_item> items;
   {
@@ -219,7 +220,7 @@ void cooperator_core::drain_inbox() noexcept {
   }
 }
 
-void cooperator_core::cancel_parked(task_base& t, const waiter_base* w, std::uint64_t id) noexcept {
+void core_impl::cancel_parked(task_base& t, const waiter_base* w, std::uint64_t id) noexcept {
   for (waiter_base* p = t.waiters_; p; p = p->next_)
     if (p == w && p->id_ == id) {
       apply(request::cancel_waiter, t, p);
@@ -228,7 +229,7 @@ void cooperator_core::cancel_parked(task_base& t, const waiter_base* w, std::uin
   // Not parked: it completed (its completion is on its way or has run).
 }
 
-void cooperator_core::apply(request what, task_base& t, waiter_base* w) noexcept {
+void core_impl::apply(request what, task_base& t, waiter_base* w) noexcept {
   switch (what) {
     case request::settle:
       settle(t);
@@ -256,7 +257,7 @@ void cooperator_core::apply(request what, task_base& t, waiter_base* w) noexcept
 
 // ---- delivering completions ---------------------------------------------------------
 
-void cooperator_core::deliver(waiter_base& w, std::exception_ptr result) noexcept {
+void core_impl::deliver(waiter_base& w, std::exception_ptr result) noexcept {
   if (shutting_down_) {
     w.destroy();
     return;
@@ -269,18 +270,18 @@ void cooperator_core::deliver(waiter_base& w, std::exception_ptr result) noexcep
   retry_needed();
 }
 
-void cooperator_core::redeliver(waiter_base& w, std::exception_ptr result) noexcept {
+void core_impl::redeliver(waiter_base& w, std::exception_ptr result) noexcept {
   lock l(*this);
   deliver(w, std::move(result));
 }
 
-void cooperator_core::retry_needed() noexcept {
+void core_impl::retry_needed() noexcept {
   needs_retry_.store(true, std::memory_order_release);
   timer_entry_.needs_retry.store(true, std::memory_order_release);
   preemption_timer::tick_started();  // wake the watchdog if it sleeps
 }
 
-void cooperator_core::retry() noexcept {
+void core_impl::retry() noexcept {
   needs_retry_.store(false, std::memory_order_relaxed);
   timer_entry_.needs_retry.store(false, std::memory_order_relaxed);
   waiter_base* w = std::exchange(undelivered_, nullptr);
@@ -295,13 +296,13 @@ void cooperator_core::retry() noexcept {
   }
 }
 
-void cooperator_core::try_retry() noexcept {
+void core_impl::try_retry() noexcept {
   if (!needs_retry_.load(std::memory_order_acquire) || !mutex_.try_lock()) return;
   lock l(*this, std::adopt_lock);
   retry();
 }
 
-void cooperator_core::try_schedule_tick() noexcept {
+void core_impl::try_schedule_tick() noexcept {
   try {
     schedule_tick();
   } catch (...) {
@@ -318,29 +319,29 @@ void cooperator_core::try_schedule_tick() noexcept {
 
 // One per execution context with cooperators: when the context shuts down, its cores
 // stop and release their strands while the strand service still exists.
-class cooperator_core::registry : public asio::execution_context::service {
+class core_impl::registry : public asio::execution_context::service {
 public:
   using key_type = registry;
   static inline asio::execution_context::id id;
   explicit registry(asio::execution_context& ctx) : service(ctx) {}
 
-  void add(cooperator_core& core) {
+  void add(core_impl& core) {
     std::lock_guard l(registries_mutex());
     cores_.push_back(&core);
     core.registry_ = this;
   }
   /// Called with registries_mutex() held.
-  void remove_locked(cooperator_core& core) noexcept {
+  void remove_locked(core_impl& core) noexcept {
     std::erase(cores_, &core);
     core.registry_ = nullptr;
   }
 
 private:
   void shutdown() override {
-    std::vector<std::shared_ptr<cooperator_core>> alive;
+    std::vector<std::shared_ptr<core_impl>> alive;
     {
       std::lock_guard l(registries_mutex());
-      for (cooperator_core* core : cores_) {
+      for (core_impl* core : cores_) {
         core->registry_ = nullptr;
         if (auto p = core->weak_from_this().lock()) alive.push_back(std::move(p));
       }
@@ -350,7 +351,7 @@ private:
     for (auto& core : alive) core->context_shutdown();
   }
 
-  std::vector<cooperator_core*> cores_;
+  std::vector<core_impl*> cores_;
 };
 
 namespace {
@@ -380,7 +381,7 @@ public:
 };
 }  // namespace
 
-cooperator_core::executor_type cooperator_core::detached_strand() noexcept {
+core_impl::executor_type core_impl::detached_strand() noexcept {
   static const executor_type* strand = [] {
     auto* ctx = new detached_context;  // never destroyed: strands on it may live until exit
     return new executor_type(asio::make_strand(asio::any_io_executor(detached_context::executor{ctx})));
@@ -411,7 +412,7 @@ asio::any_io_executor untracked(const asio::any_io_executor& ex) {
 }
 }  // namespace
 
-cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_options options)
+core_impl::core_impl(const asio::any_io_executor& ex, cooperator_options options)
     : strand_(asio::make_strand(untracked(ex))),
       slice_(options.slice),
       termination_(std::move(options.termination)),
@@ -433,19 +434,19 @@ cooperator_core::cooperator_core(const asio::any_io_executor& ex, cooperator_opt
   }
 }
 
-cooperator_core::~cooperator_core() {
+core_impl::~core_impl() {
   preemption_timer::remove(timer_entry_);
   std::lock_guard l(registries_mutex());
   if (registry_) registry_->remove_locked(*this);  // null: the context has shut down
 }
 
-void cooperator_core::register_with_context(const asio::any_io_executor& ex) {
+void core_impl::register_with_context(const asio::any_io_executor& ex) {
   asio::use_service<registry>(context_of(ex)).add(*this);
 }
 
 // ---- cooperator control --------------------------------------------------------------
 
-void cooperator_core::add(task_base& t) {
+void core_impl::add(task_base& t) {
   std::optional<lock> l;
   if (this_thread_holds(this)) l.emplace(*this);
   else if (mutex_.try_lock()) l.emplace(*this, std::adopt_lock);
@@ -465,7 +466,7 @@ void cooperator_core::add(task_base& t) {
   settle(t);
 }
 
-void cooperator_core::reserve_room() {
+void core_impl::reserve_room() {
   // The parked ring first: it is never walked, so if the second reserve throws, the run
   // ring (whose cursor a tick's walk in place may hold) is untouched. A run ring that
   // grows takes the cursor back first, and the task settled next raises changed_bit
@@ -474,7 +475,7 @@ void cooperator_core::reserve_room() {
   runnable_.reserve(task_count_ + 1);
 }
 
-void cooperator_core::admit_from_outside(task_base& t) {
+void core_impl::admit_from_outside(task_base& t) {
   // cooperate() promises std::bad_alloc with nothing changed, and only the lock holder
   // can make room in the rings: the request waits for its answer, which comes at the
   // next unit boundary (or when the holder lets the lock go), as a pause() from another
@@ -501,7 +502,7 @@ void cooperator_core::admit_from_outside(task_base& t) {
   }
 }
 
-void cooperator_core::answer_admission(task_base& t, admission& answer) noexcept {
+void core_impl::answer_admission(task_base& t, admission& answer) noexcept {
   std::uint32_t outcome = admission::admitted;
   try {
     reserve_room();
@@ -517,14 +518,14 @@ void cooperator_core::answer_admission(task_base& t, admission& answer) noexcept
   admissions_answered_.notify_all();
 }
 
-void cooperator_core::start() {
+void core_impl::start() {
   lock l(*this);
   stopped_ = false;
   running_.store(true, std::memory_order_relaxed);
   if (!runnable_.empty() && !in_tick_) schedule_tick();
 }
 
-void cooperator_core::stop() noexcept {
+void core_impl::stop() noexcept {
   if (!this_thread_holds(this)) {
     // A tick in progress holds the lock: make it end at the next unit boundary.
     running_.store(false, std::memory_order_relaxed);
@@ -534,7 +535,7 @@ void cooperator_core::stop() noexcept {
   stop_locked();
 }
 
-void cooperator_core::stop_locked() noexcept {
+void core_impl::stop_locked() noexcept {
   stopped_ = true;
   running_.store(false, std::memory_order_relaxed);
   drain_inbox();
@@ -550,7 +551,7 @@ void cooperator_core::stop_locked() noexcept {
   }
 }
 
-void cooperator_core::shutdown() noexcept {
+void core_impl::shutdown() noexcept {
   lock l(*this);
   shutting_down_ = true;
   stop_locked();
@@ -559,7 +560,7 @@ void cooperator_core::shutdown() noexcept {
   shutting_down_ = false;
 }
 
-void cooperator_core::context_shutdown() noexcept {
+void core_impl::context_shutdown() noexcept {
   shutdown();
   lock l(*this);
   std::optional<executor_type> gone;
@@ -585,7 +586,7 @@ boost::system::error_code finished_error(task_state s) noexcept {
 }
 }  // namespace
 
-bool cooperator_core::try_finish(task_base& t, task_state how) noexcept {
+bool core_impl::try_finish(task_base& t, task_state how) noexcept {
   std::uint32_t c = t.control_.load(std::memory_order_relaxed);
   do {
     if (control::state(c) != task_state::active) return false;  // the first way of finishing wins
@@ -593,7 +594,7 @@ bool cooperator_core::try_finish(task_base& t, task_state how) noexcept {
   return true;
 }
 
-boost::system::error_code cooperator_core::pause(task_base& t) noexcept {
+boost::system::error_code core_impl::pause(task_base& t) noexcept {
   std::uint32_t c = t.control_.load(std::memory_order_relaxed);
   do {
     if (control::state(c) != task_state::active) return finished_error(control::state(c));
@@ -605,7 +606,7 @@ boost::system::error_code cooperator_core::pause(task_base& t) noexcept {
   return {};
 }
 
-boost::system::error_code cooperator_core::resume(task_base& t) noexcept {
+boost::system::error_code core_impl::resume(task_base& t) noexcept {
   const bool held = this_thread_holds(this);
   std::optional<lock> l;
   if (!held && mutex_.try_lock()) l.emplace(*this, std::adopt_lock);
@@ -626,27 +627,27 @@ boost::system::error_code cooperator_core::resume(task_base& t) noexcept {
   return {};
 }
 
-boost::system::error_code cooperator_core::stop(task_base& t) noexcept {
+boost::system::error_code core_impl::stop(task_base& t) noexcept {
   if (!try_finish(t, task_state::stopped)) return finished_error(control::state(t.control_.load(std::memory_order_acquire)));
   wait_out_unit(t);
   apply_or_leave(request::settle, t);
   return {};
 }
 
-void cooperator_core::when_done(task_base& t, waiter_base& w) noexcept {
+void core_impl::when_done(task_base& t, waiter_base& w) noexcept {
   w.id_ = next_waiter_id_.fetch_add(1, std::memory_order_relaxed);
   apply_or_leave(request::park_waiter, t, &w);
 }
 
-void cooperator_core::cancel_wait(task_base& t, waiter_base& w) noexcept { apply_or_leave(request::cancel_waiter, t, &w); }
+void core_impl::cancel_wait(task_base& t, waiter_base& w) noexcept { apply_or_leave(request::cancel_waiter, t, &w); }
 
-void cooperator_core::cancel_task(task_base& t) noexcept {
+void core_impl::cancel_task(task_base& t) noexcept {
   if (try_finish(t, task_state::stopped)) apply_or_leave(request::settle, t);
 }
 
 // ---- coroutine waits -----------------------------------------------------------------
 
-std::uint32_t cooperator_core::begin_wait(task_base& t) noexcept {
+std::uint32_t core_impl::begin_wait(task_base& t) noexcept {
   lock l(*this);
   if (control::state(t.control_.load(std::memory_order_acquire)) != task_state::active) return 0;
   t.waiting_ = true;
@@ -655,13 +656,13 @@ std::uint32_t cooperator_core::begin_wait(task_base& t) noexcept {
   return t.wait_generation_;
 }
 
-void cooperator_core::undo_wait(task_base& t) noexcept {
+void core_impl::undo_wait(task_base& t) noexcept {
   lock l(*this);
   t.waiting_ = false;
   settle(t);
 }
 
-void cooperator_core::end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure,
+void core_impl::end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure,
                                void (*deliver)(void*), void* arg) noexcept {
   lock l(*this);
   if (!t.waiting_ || t.wait_generation_ != generation) return;  // a handler of an earlier wait
@@ -679,12 +680,12 @@ void cooperator_core::end_wait(task_base& t, std::uint32_t generation, std::exce
   settle(t);
 }
 
-bool cooperator_core::wait_pending(const task_base& t, std::uint32_t generation) noexcept {
+bool core_impl::wait_pending(const task_base& t, std::uint32_t generation) noexcept {
   lock l(*this);  // its release applies what other threads left meanwhile
   return t.waiting_ && t.wait_generation_ == generation;
 }
 
-void cooperator_core::wait_abandoned(task_base& t, std::uint32_t generation) noexcept {
+void core_impl::wait_abandoned(task_base& t, std::uint32_t generation) noexcept {
   lock l(*this);
   if (!t.waiting_ || t.wait_generation_ != generation) return;
   t.waiting_ = false;
@@ -713,7 +714,7 @@ struct dropped_wait_check {
 };
 }  // namespace
 
-void cooperator_core::wait_dropped(task_base& t, std::uint32_t generation) noexcept {
+void core_impl::wait_dropped(task_base& t, std::uint32_t generation) noexcept {
   lock l(*this);
   if (!t.waiting_ || t.wait_generation_ != generation) return;
   t.forget_wait();  // a stop() meanwhile must not emit cancellation into the gone operation
@@ -725,7 +726,7 @@ void cooperator_core::wait_dropped(task_base& t, std::uint32_t generation) noexc
 
 // ---- placement and finishing ---------------------------------------------------------
 
-std::exception_ptr cooperator_core::result_of(const task_base& t) noexcept {
+std::exception_ptr core_impl::result_of(const task_base& t) noexcept {
   switch (control::state(t.control_.load(std::memory_order_acquire))) {
     case task_state::failed: return t.failure_;
     case task_state::stopped: return task_stopped_exception;
@@ -736,7 +737,7 @@ std::exception_ptr cooperator_core::result_of(const task_base& t) noexcept {
   return {};
 }
 
-void cooperator_core::settle(task_base& t, bool requeue) noexcept {
+void core_impl::settle(task_base& t, bool requeue) noexcept {
   if (requeue && t.place_ == task_place::runnable && t.control_.load(std::memory_order_acquire) == 0) {
     // The common resume: a lazy pause left the task in the order (active, unpaused, no
     // requeue bit pending, so not waiting): it moves to the end. The general case below.
@@ -779,7 +780,7 @@ void cooperator_core::settle(task_base& t, bool requeue) noexcept {
   }
 }
 
-void cooperator_core::park(task_base& t) noexcept {
+void core_impl::park(task_base& t) noexcept {
   if (t.place_ == task_place::parked) return;
   if (t.place_ == task_place::runnable) runnable_.unlink(t);
   parked_.push_back(t);
@@ -787,7 +788,7 @@ void cooperator_core::park(task_base& t) noexcept {
   note_change();
 }
 
-void cooperator_core::make_runnable(task_base& t) noexcept {
+void core_impl::make_runnable(task_base& t) noexcept {
   // The task whose unit is running goes behind the others (its next turn); so does the
   // one whose unit has just ended while the requests left during that unit are applied.
   runnable_.push_back(t, &t != current() && &t != just_ran_);
@@ -795,7 +796,7 @@ void cooperator_core::make_runnable(task_base& t) noexcept {
   note_change();
 }
 
-void cooperator_core::retire(task_base& t) noexcept {
+void core_impl::retire(task_base& t) noexcept {
   if (t.retired_) return;
   t.retired_ = true;
   if (&t == just_ran_) just_ran_ = nullptr;  // it may be freed below
@@ -831,7 +832,7 @@ void cooperator_core::retire(task_base& t) noexcept {
 
 // ---- scheduling ----------------------------------------------------------------------
 
-void cooperator_core::note_change() noexcept {
+void core_impl::note_change() noexcept {
   // Only a unit in progress needs telling: a lone task's batch, or a walk in place, which
   // must end after this unit (its cursor and slot pointers may be stale).
   if (current()) interrupt_.fetch_or(changed_bit, std::memory_order_relaxed);
@@ -839,28 +840,28 @@ void cooperator_core::note_change() noexcept {
 
 namespace {
 struct tick_handler {
-  std::shared_ptr<cooperator_core> core;
-  tick_handler(std::shared_ptr<cooperator_core> c) noexcept : core(std::move(c)) {}
+  std::shared_ptr<core_impl> core;
+  tick_handler(std::shared_ptr<core_impl> c) noexcept : core(std::move(c)) {}
   tick_handler(tick_handler&&) noexcept = default;
   tick_handler& operator=(tick_handler&&) = delete;
   ~tick_handler() {
     if (core) drop_guard::report_drop(core.get());  // dropped by an out-of-memory dispatch?
   }
   void operator()() noexcept {
-    std::shared_ptr<cooperator_core> c = std::move(core);  // ran: not dropped
+    std::shared_ptr<core_impl> c = std::move(core);  // ran: not dropped
     drop_guard::report_run(c.get());  // a tick re-posted (and dropped) inside is another one
     c->run_tick();
   }
 };
 
 struct tick_lost {
-  std::shared_ptr<cooperator_core> core;
+  std::shared_ptr<core_impl> core;
   void operator()() const noexcept { core->tick_post_failed(); }
 };
 
-using tick_entry = strand_entry<cooperator_core::executor_type, tick_handler, tick_lost>;
+using tick_entry = strand_entry<core_impl::executor_type, tick_handler, tick_lost>;
 
-tick_entry make_tick_entry(const cooperator_core::executor_type& strand, const std::shared_ptr<cooperator_core>& core) {
+tick_entry make_tick_entry(const core_impl::executor_type& strand, const std::shared_ptr<core_impl>& core) {
   return tick_entry{strand, tick_handler{core}, core.get(), tick_lost{core}};
 }
 
@@ -870,8 +871,8 @@ tick_entry make_tick_entry(const cooperator_core::executor_type& strand, const s
 // one, so that I/O would wait two slices. After this hop the reactor has run, and what it
 // found is queued ahead of the tick's entry into the strand.
 struct hop_handler {
-  cooperator_core::executor_type strand;
-  std::shared_ptr<cooperator_core> core;
+  core_impl::executor_type strand;
+  std::shared_ptr<core_impl> core;
   void operator()() const noexcept {
     try {
       asio::post(strand.get_inner_executor(), make_tick_entry(strand, core));
@@ -882,7 +883,7 @@ struct hop_handler {
 };
 }  // namespace
 
-void cooperator_core::schedule_tick(bool from_tick) {
+void core_impl::schedule_tick(bool from_tick) {
   if (tick_posted_ || !strand_) return;
   // Every tick enters the strand through its inner executor (strand_entry.hpp: a post to
   // an idle strand that runs out of memory can leave Boost 1.81's strand locked for good).
@@ -891,14 +892,14 @@ void cooperator_core::schedule_tick(bool from_tick) {
   tick_posted_ = true;
 }
 
-void cooperator_core::tick_post_failed() noexcept {
+void core_impl::tick_post_failed() noexcept {
   lock l(*this);
   tick_posted_ = false;
   tick_lost_ = true;
   retry_needed();
 }
 
-void cooperator_core::adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint32_t units) noexcept {
+void core_impl::adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint32_t units) noexcept {
   // Aim for one clock read per check_period_: a read costs several trivial units, so
   // reading after every unit (as Twisted does) would dominate small units. Grow at most
   // 2x per check so one fast burst cannot make the next check late; shrink at once.
@@ -908,7 +909,7 @@ void cooperator_core::adapt_check_interval(std::chrono::nanoseconds elapsed, std
   check_interval_ = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(wanted, 1, limit));
 }
 
-void cooperator_core::after_unit(task_base& t, run_outcome outcome) noexcept {
+void core_impl::after_unit(task_base& t, run_outcome outcome) noexcept {
   if (outcome == run_outcome::done) {
     if (try_finish(t, task_state::done)) retire(t);
   } else if (outcome == run_outcome::failed) {
@@ -923,14 +924,14 @@ void cooperator_core::after_unit(task_base& t, run_outcome outcome) noexcept {
   }
 }
 
-bool cooperator_core::handle_interrupt() noexcept {
+bool core_impl::handle_interrupt() noexcept {
   const std::uint32_t i = interrupt_.load(std::memory_order_acquire);
   if (i & changed_bit) interrupt_.fetch_and(~changed_bit, std::memory_order_relaxed);
   if (i & inbox_bit) drain_inbox();
   return (i & (preempt_bit | stop_bit)) || !running_.load(std::memory_order_relaxed);
 }
 
-void cooperator_core::run_tick() noexcept {
+void core_impl::run_tick() noexcept {
   lock l(*this);
   tick_posted_ = false;
   interrupt_.fetch_and(~stop_bit, std::memory_order_relaxed);
@@ -959,7 +960,7 @@ void cooperator_core::run_tick() noexcept {
   }
 }
 
-void cooperator_core::run_units_until_predicate() noexcept {
+void core_impl::run_units_until_predicate() noexcept {
   std::function<bool()> predicate;
   try {
     predicate = termination_();
@@ -988,7 +989,7 @@ void cooperator_core::run_units_until_predicate() noexcept {
   }
 }
 
-void cooperator_core::run_units_for_slice() noexcept {
+void core_impl::run_units_for_slice() noexcept {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const auto deadline = start + slice_;
@@ -1088,6 +1089,51 @@ void cooperator_core::run_units_for_slice() noexcept {
   timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
   // Preempted by the timer: units got slower than the interval learned; relearn it.
   if (interrupt_.load(std::memory_order_relaxed) & preempt_bit) check_interval_ = 1;
+}
+
+// ---- the interface the templates call (cooperator_core.hpp) ----------------------------
+
+namespace {
+core_impl& impl(cooperator_core& c) noexcept { return static_cast<core_impl&>(c); }
+const core_impl& impl(const cooperator_core& c) noexcept { return static_cast<const core_impl&>(c); }
+}  // namespace
+
+std::shared_ptr<cooperator_core> make_cooperator_core(const asio::any_io_executor& ex, cooperator_options options) {
+  return std::make_shared<core_impl>(ex, std::move(options));
+}
+
+cooperator_core::executor_type cooperator_core::get_executor() const noexcept { return impl(*this).get_executor(); }
+bool cooperator_core::running() const noexcept { return impl(*this).running(); }
+void cooperator_core::add(task_base& t) { impl(*this).add(t); }
+void cooperator_core::start() { impl(*this).start(); }
+void cooperator_core::stop() noexcept { impl(*this).stop(); }
+void cooperator_core::shutdown() noexcept { impl(*this).shutdown(); }
+boost::system::error_code cooperator_core::pause(task_base& t) noexcept { return impl(*this).pause(t); }
+boost::system::error_code cooperator_core::resume(task_base& t) noexcept { return impl(*this).resume(t); }
+boost::system::error_code cooperator_core::stop(task_base& t) noexcept { return impl(*this).stop(t); }
+void cooperator_core::when_done(task_base& t, waiter_base& w) noexcept { impl(*this).when_done(t, w); }
+void cooperator_core::cancel_wait(task_base& t, waiter_base& w) noexcept { impl(*this).cancel_wait(t, w); }
+void cooperator_core::cancel_task(task_base& t) noexcept { impl(*this).cancel_task(t); }
+void cooperator_core::redeliver(waiter_base& w, std::exception_ptr result) noexcept {
+  impl(*this).redeliver(w, std::move(result));
+}
+std::uint32_t cooperator_core::begin_wait(task_base& t) noexcept { return impl(*this).begin_wait(t); }
+void cooperator_core::undo_wait(task_base& t) noexcept { impl(*this).undo_wait(t); }
+void cooperator_core::end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure,
+                               void (*deliver)(void*), void* arg) noexcept {
+  impl(*this).end_wait(t, generation, std::move(failure), deliver, arg);
+}
+void cooperator_core::wait_abandoned(task_base& t, std::uint32_t generation) noexcept {
+  impl(*this).wait_abandoned(t, generation);
+}
+void cooperator_core::wait_dropped(task_base& t, std::uint32_t generation) noexcept {
+  impl(*this).wait_dropped(t, generation);
+}
+bool cooperator_core::wait_pending(const task_base& t, std::uint32_t generation) noexcept {
+  return impl(*this).wait_pending(t, generation);
+}
+std::optional<cooperator_core::executor_type> cooperator_core::live_strand() const noexcept {
+  return impl(*this).live_strand();
 }
 
 }  // namespace coop::detail

@@ -13,7 +13,7 @@
 
 namespace coop::detail {
 
-class cooperator_core;
+class core_impl;
 
 namespace preemption_timer {
 
@@ -22,7 +22,7 @@ inline constexpr std::chrono::milliseconds period{2};
 
 /// A core's entry: the start of its running tick (0: none) and its slice.
 struct entry {
-  cooperator_core* core;
+  core_impl* core;
   std::atomic<std::int64_t> tick_start_ns{0};
   std::int64_t slice_ns = 0;
   std::atomic<bool> needs_retry{false};  // something could not be posted: call try_retry()

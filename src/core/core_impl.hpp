@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: BSL-1.0
+// The implementation of a cooperator's core (include/coop/detail/cooperator_core.hpp is
+// what the templates see): its strand, its task lists and the tick loop.
+//
+// Concurrency. A task's state and pause count are one atomic word (task_base::control_),
+// changed by compare-and-swap from any thread: that is what pause()/resume()/stop() return
+// from, and what the runner checks (one plain load) before each unit, so once pause() or
+// stop() returns no new unit of the task starts. The lists, waiters and placement are
+// guarded by one mutex, which the tick holds for the whole slice, so a unit costs no lock
+// and no read-modify-write. Another thread never waits for it while units run: when
+// try_lock fails it leaves the follow-up (relink a resumed task, retire a stopped one,
+// park a waiter) in an inbox and raises interrupt_, and the lock holder applies it at the
+// next unit boundary or before unlocking. Nobody blocks on a unit, so a unit may take any
+// lock of its own. The mutex is re-entrant per thread, so units, work destructors and
+// handlers run under it may call anything.
+#pragma once
+
+#include <coop/cooperator_options.hpp>
+#include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/in_place_walk.hpp>
+#include <coop/detail/task_base.hpp>
+#include <coop/error.hpp>
+
+#include "../asymmetric_fence.hpp"
+#include "../core_mutex.hpp"
+#include "../preemption_timer.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace coop::detail {
+
+namespace asio = boost::asio;
+
+/// The runnable tasks in join order, walked round-robin. An array of task pointers, not a
+/// linked list: walking it reads memory in sequence and the tasks ahead can be fetched
+/// early, where a list is a chain of dependent loads. Removal leaves a hole (O(1));
+/// the walk closes holes as it goes, keeping the order.
+///
+/// The parked tasks are kept in one too (never walked): a task is in one ring at a time and
+/// its slot_ indexes that one, so the task needs no list links.
+///
+/// Layout: slots_[0, write_) the tasks visited this round; [write_, read_) stale;
+/// [read_, size) the rest of the round. A task appended before the walk passes the end
+/// is still part of the round (Twisted's list iterator).
+class run_ring {
+public:
+  bool empty() const noexcept { return live_ == 0; }
+  bool single() const noexcept { return live_ == 1; }
+  /// Room for `tasks` tasks without allocating later (push_back is then noexcept).
+  /// Throws when out of memory, with nothing changed (a walk's cursor included).
+  void reserve(std::size_t tasks) {
+    const std::size_t needed = growth * tasks + 16;
+    if (slots_.capacity() >= needed) return;
+    std::vector<task_base*> grown;
+    grown.reserve(std::max(needed, 2 * slots_.capacity()));  // amortized O(1)
+    sync();  // the slots move: a walk's cursor points into the old ones
+    grown.assign(slots_.begin(), slots_.end());
+    slots_.swap(grown);
+  }
+  /// `join_round` false: if the round is at its end, start the next one first, so the
+  /// task (the one whose unit is running) lets the others run before its next turn.
+  void push_back(task_base& t, bool join_round = true) noexcept;
+  void unlink(task_base& t) noexcept {
+    slots_[t.slot_] = nullptr;
+    --live_;
+  }
+  /// The next task of the round; wraps to a new round at the end; null when empty.
+  task_base* next_in_round() noexcept {
+    sync();
+    for (;;) {
+      if (read_ == slots_.size()) {
+        slots_.resize(write_);  // the round ends: the visited tasks are the next round
+        read_ = write_ = 0;
+        if (live_ == 0) {
+          slots_.clear();
+          return nullptr;
+        }
+        continue;
+      }
+      task_base* t = slots_[read_++];
+      if (!t) continue;
+      if (write_ + 1 != read_) {
+        slots_[write_] = t;
+        t->slot_ = static_cast<std::uint32_t>(write_);
+      }
+      ++write_;
+      prefetch_ahead(slots_.data() + read_, slots_.data() + slots_.size());
+      return t;
+    }
+  }
+  /// Hands the cursor to `w` for a walk in place (in_place_walk.hpp) of at most `units`
+  /// turns, if there is no hole behind it (so no task moves), until end_walk() or a change
+  /// of the ring; else false.
+  bool start_walk(in_place_walk& w, std::uint32_t units) noexcept {
+    sync();
+    if (read_ != write_) return false;
+    task_base* const* const next = slots_.data() + read_;
+    task_base* const* const end = slots_.data() + slots_.size();
+    w.first = w.next = next;
+    w.stop = static_cast<std::size_t>(end - next) > units ? next + units : end;
+    w.fetch_end = fetch_end(next, end);
+    walk_ = &w;
+    return true;
+  }
+  void end_walk() noexcept { sync(); }
+  /// Some task (stop() takes them all, one at a time).
+  task_base* any() noexcept;
+
+private:
+  // The ring may grow to `growth` times the live tasks before its holes are closed: a
+  // pause+resume outside a tick leaves one hole, and each closing rewrites every task's
+  // slot (amortized 1/(growth-1) task writes per hole).
+  static constexpr std::size_t growth = 3;
+  void compact() noexcept;
+  /// Takes the cursor back from a walk in place (start_walk()).
+  void sync() noexcept {
+    if (walk_) [[unlikely]] {
+      read_ = write_ = static_cast<std::size_t>(walk_->next - slots_.data());
+      walk_->passed = static_cast<std::size_t>(walk_->next - walk_->first);
+      walk_ = nullptr;
+    }
+  }
+  std::vector<task_base*> slots_;
+  std::size_t read_ = 0;
+  std::size_t write_ = 0;
+  std::size_t live_ = 0;
+  in_place_walk* walk_ = nullptr;  // holds the cursor while set
+};
+
+class core_impl final : public cooperator_core, public std::enable_shared_from_this<core_impl> {
+public:
+  core_impl(const asio::any_io_executor& ex, cooperator_options options);
+  ~core_impl();
+
+  /// The strand; once the execution context has shut down, a strand on a context that
+  /// destroys whatever is submitted to it (the real one must die with its service).
+  executor_type get_executor() const noexcept {
+    std::lock_guard l(strand_mutex_);  // any thread, at any time: context_shutdown() resets it
+    return strand_ ? *strand_ : detached_strand();
+  }
+  bool running() const noexcept { return running_.load(std::memory_order_relaxed); }
+
+  /// Takes over the cooperator's reference to `t` (a fresh task). A stopped cooperator
+  /// finishes it at once with scheduler_stopped. Throws std::bad_alloc with nothing
+  /// changed when the tick cannot be queued.
+  void add(task_base& t);
+  void start();
+  void stop() noexcept;
+  /// stop(), and parked waiters are destroyed instead of invoked: the execution context
+  /// is shutting down and would destroy them anyway.
+  void shutdown() noexcept;
+  /// The execution context is shutting down: shutdown(), and give up the strand while
+  /// its service still exists (handles may keep this core alive past the context).
+  void context_shutdown() noexcept;
+
+  // Task control; each returns the failure, or a default error_code on success.
+  boost::system::error_code pause(task_base& t) noexcept;
+  boost::system::error_code resume(task_base& t) noexcept;
+  boost::system::error_code stop(task_base& t) noexcept;
+
+  /// Parks `w` on `t`, or completes it at once (posted) when `t` has finished.
+  void when_done(task_base& t, waiter_base& w) noexcept;
+  /// Cancellation of a parked when_done: completes it with operation_aborted if still parked.
+  void cancel_wait(task_base& t, waiter_base& w) noexcept;
+  /// Cancellation bound to coiterate: stops the task if it still runs.
+  void cancel_task(task_base& t) noexcept;
+
+  /// Coroutine work (called from its own unit): the unit yielded an operation; the task
+  /// leaves the run order. Returns the wait's generation, or 0 when the task has already
+  /// finished (the unit stopped it): then the operation must not be started.
+  std::uint32_t begin_wait(task_base& t) noexcept;
+  /// The operation's initiation threw: the task is back in the run order as if it had not
+  /// yielded (the exception goes on into the coroutine).
+  void undo_wait(task_base& t) noexcept;
+  /// The awaited operation completed. A failure finishes the task with `failure`;
+  /// otherwise, if the task is still active, `deliver(arg)` stores the result (under the
+  /// lock, so a concurrent stop() cannot destroy the coroutine frame meanwhile) and the
+  /// task rejoins the run order unless the user paused it.
+  void end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure, void (*deliver)(void*),
+                void* arg) noexcept;
+  /// The awaited operation's initiation gave up its handler without calling it: the
+  /// task fails with operation_aborted.
+  void wait_abandoned(task_base& t, std::uint32_t generation) noexcept;
+  /// The awaited operation's handler was destroyed without being called, after the
+  /// initiation. That is either an operation giving up (the task fails, as above) or the
+  /// execution context shutting down, which destroys pending operations service by
+  /// service, newest first, so possibly before it stops this cooperator (the task then
+  /// finishes scheduler_stopped). Decided by a check posted to the strand: while the
+  /// context shuts down no handler runs, and the check is destroyed after the context
+  /// has stopped this cooperator.
+  void wait_dropped(task_base& t, std::uint32_t generation) noexcept;
+  bool wait_pending(const task_base& t, std::uint32_t generation) noexcept;
+
+  /// Completes `w` again: its completion was dropped after leaving the lock (out of
+  /// memory while entering the handler's strand). Kept for a later retry if that fails too.
+  void redeliver(waiter_base& w, std::exception_ptr result) noexcept;
+
+  /// The strand, unless the execution context has shut down.
+  std::optional<executor_type> live_strand() const noexcept {
+    std::lock_guard l(strand_mutex_);
+    return strand_;
+  }
+
+  /// One tick: runs units round-robin until the slice or the predicate ends it. Called
+  /// by the tick the cooperator posts to its strand.
+  void run_tick() noexcept;
+
+  /// A hop of the tick's re-post could not post its next step (out of memory): the tick
+  /// is posted again later, like one that failed to post in the first place.
+  void tick_post_failed() noexcept;
+
+  /// Set by the preemption timer when the tick's slice has run out.
+  void preempt() noexcept { interrupt_.fetch_or(preempt_bit, std::memory_order_relaxed); }
+  /// Posts again what could not be posted for lack of memory, if the lock is free
+  /// (the watchdog thread calls it).
+  void try_retry() noexcept;
+
+private:
+  class lock;
+  friend class lock;
+  class registry;
+
+  // What another thread leaves for the lock holder.
+  enum class request : unsigned char { settle, park_waiter, cancel_waiter };
+  // A cooperate() from another thread, waiting for the lock holder to admit its task or
+  // refuse it (out of memory): lives on the requester's stack until answered.
+  struct admission {
+    static constexpr std::uint32_t pending = 0, admitted = 1, refused = 2;
+    std::atomic<std::uint32_t> state{pending};
+    std::exception_ptr error;  // refused: why
+  };
+  // `waiter`: for park_waiter, a wait nobody else can complete, so alive until applied;
+  // for cancel_waiter, only a name (with `waiter_id`), never dereferenced: the wait may
+  // have completed and been freed meanwhile. `admit`: a new task to admit, and its answer.
+  struct inbox_item {
+    request what;
+    task_ptr task;
+    waiter_base* waiter;
+    std::uint64_t waiter_id;
+    admission* admit = nullptr;
+  };
+
+  /// After a control word change from another thread: waits while a unit of `t`, decided
+  /// before the change, is still running, so no unit of `t` starts after the caller returns.
+  void wait_out_unit(const task_base& t) const noexcept;
+  /// Publishes `t` as about to run, then reads its control word: true if it may run.
+  /// `fences`: asymmetric_fences_ (passed in so the hot loop can keep it in a register).
+  bool claim(task_base& t, bool fences) noexcept {
+    return fences ? detail::claim<true>(running_task_, t) : detail::claim<false>(running_task_, t);
+  }
+  /// The task whose unit is running (the lock holder's view).
+  task_base* current() const noexcept { return running_task_.load(std::memory_order_relaxed); }
+  /// Applies `what` now if this thread can take the lock, else leaves it in the inbox.
+  void apply_or_leave(request what, task_base& t, waiter_base* w = nullptr) noexcept;
+  void apply(request what, task_base& t, waiter_base* w) noexcept;
+  /// Room in both rings for one more task. Throws when out of memory, nothing changed.
+  void reserve_room();
+  /// add() from another thread while the lock is held: leaves the task for the holder and
+  /// waits for its answer; throws its std::bad_alloc with nothing changed.
+  void admit_from_outside(task_base& t);
+  /// The lock holder's side: admits `t` (settle) or refuses it, and tells the requester.
+  void answer_admission(task_base& t, admission& answer) noexcept;
+  /// Ends the wait named `w`/`id` with operation_aborted if it is still parked on `t`.
+  /// Finds it among t's waiters, never reading `w` itself (see inbox_item).
+  void cancel_parked(task_base& t, const waiter_base* w, std::uint64_t id) noexcept;
+  void drain_inbox() noexcept;
+  /// Sequentially consistent: see core_mutex.hpp.
+  bool inbox_waiting() const noexcept { return interrupt_.load(std::memory_order_seq_cst) & inbox_bit; }
+  /// After unlocking: takes care of requests left while the lock was held.
+  void after_unlock() noexcept;
+
+  /// Brings a task's placement in line with its control word: parks a paused task,
+  /// relinks a resumed one, retires a finished one. Idempotent. `requeue` (or the
+  /// control word's requeue bit): the task was resumed, so it goes to the end of the
+  /// order even if a lazy pause left it in place.
+  void settle(task_base& t, bool requeue = false) noexcept;
+  void retire(task_base& t) noexcept;
+  /// Compare-and-swap an active task to `how`; false when it had finished already.
+  static bool try_finish(task_base& t, task_state how) noexcept;
+  void park(task_base& t) noexcept;
+  void make_runnable(task_base& t) noexcept;
+  /// `from_tick`: the tick re-posts itself; it hops through the inner executor first so
+  /// the io_context polls timers and sockets before the next tick (a direct re-post runs
+  /// ahead of them and doubles the latency of I/O that became ready during the tick).
+  void schedule_tick(bool from_tick = false);
+  void run_units_for_slice() noexcept;
+  void run_units_until_predicate() noexcept;
+  void after_unit(task_base& t, run_outcome outcome) noexcept;
+  /// At a unit boundary with interrupt_ raised: true ends the tick.
+  bool handle_interrupt() noexcept;
+  void note_change() noexcept;
+  void adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint32_t units) noexcept;
+  void stop_locked() noexcept;
+  /// Completes (posts) `w`, or keeps it for retry() when out of memory.
+  void deliver(waiter_base& w, std::exception_ptr result) noexcept;
+  void retry_needed() noexcept;
+  void retry() noexcept;
+  void try_schedule_tick() noexcept;
+  static std::exception_ptr result_of(const task_base& t) noexcept;
+  static executor_type detached_strand() noexcept;
+  void register_with_context(const asio::any_io_executor& ex);
+
+  static constexpr std::uint32_t changed_bit = 1;  // the lists changed inside a unit
+  static constexpr std::uint32_t inbox_bit = 2;    // requests wait in the inbox
+  static constexpr std::uint32_t preempt_bit = 4;  // the slice has run out
+  static constexpr std::uint32_t stop_bit = 8;     // stop() waits for the tick to end
+
+  // Written only under the lock and strand_mutex_ both; read under either.
+  std::optional<executor_type> strand_;
+  mutable std::mutex strand_mutex_;
+  registry* registry_ = nullptr;  // the context's list of cores; null once it shut down
+  std::chrono::nanoseconds slice_;
+  std::function<std::function<bool()>()> termination_;
+  core_mutex mutex_;
+  std::atomic<std::uint32_t> interrupt_{0};
+  std::atomic<bool> running_;
+  // The task whose unit (or batch) the runner has decided to run: published before it
+  // reads the task's control word, so a pause()/stop() from another thread either is
+  // seen by that read or sees this and waits for the unit to end (Dekker).
+  std::atomic<task_base*> running_task_{nullptr};
+  // Odd from the start of a tick's units to their end: a foreign pause()/stop() that
+  // reads an even value has nothing to wait for.
+  std::atomic<std::uint32_t> units_epoch_{0};
+  const bool asymmetric_fences_ = asymmetric_fences_available();
+  std::mutex inbox_mutex_;
+  std::atomic<std::uint64_t> next_waiter_id_{1};
+  std::atomic<std::uint32_t> admissions_answered_{0};  // what admit_from_outside() waits on
+  std::vector<inbox_item> inbox_;
+  bool stopped_ = false;
+  bool shutting_down_ = false;
+  bool tick_posted_ = false;
+  bool in_tick_ = false;
+  bool current_finished_ = false;     // the running unit's task finished during the unit
+  // The task whose unit has just ended, while the requests left during that unit are
+  // applied: a resume from another thread during its unit sends it behind the others.
+  task_base* just_ran_ = nullptr;
+  run_ring runnable_;
+  run_ring parked_;                   // paused or waiting on an operation
+  std::size_t task_count_ = 0;        // tasks added and not yet retired
+  std::uint32_t check_interval_ = 1;  // units between clock reads, adapted per tick
+  std::chrono::nanoseconds check_period_;
+  preemption_timer::entry timer_entry_;
+  // What could not be posted for lack of memory, posted again by retry().
+  waiter_base* undelivered_ = nullptr;
+  bool tick_lost_ = false;
+  int hops_ = 1;  // posts on the inner executor before a re-posted tick enters the strand
+  std::atomic<bool> needs_retry_{false};
+};
+
+}  // namespace coop::detail
