@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: BSL-1.0
+// The interface the templates call (include/coop/detail/cooperator_core.hpp): each member
+// forwards to the core's implementation.
+#include "core_impl.hpp"
+
+#include <memory>
+#include <utility>
+
+namespace coop::detail {
+
+namespace {
+core_impl& impl(cooperator_core& c) noexcept { return static_cast<core_impl&>(c); }
+const core_impl& impl(const cooperator_core& c) noexcept { return static_cast<const core_impl&>(c); }
+}  // namespace
+
+std::shared_ptr<cooperator_core> make_cooperator_core(const asio::any_io_executor& ex, cooperator_options options) {
+  return std::make_shared<core_impl>(ex, std::move(options));
+}
+
+cooperator_core::executor_type cooperator_core::get_executor() const noexcept { return impl(*this).get_executor(); }
+bool cooperator_core::running() const noexcept { return impl(*this).running(); }
+void cooperator_core::add(task_base& t) { impl(*this).add(t); }
+void cooperator_core::start() { impl(*this).start(); }
+void cooperator_core::stop() noexcept { impl(*this).stop(); }
+void cooperator_core::shutdown() noexcept { impl(*this).shutdown(); }
+boost::system::error_code cooperator_core::pause(task_base& t) noexcept { return impl(*this).pause(t); }
+boost::system::error_code cooperator_core::resume(task_base& t) noexcept { return impl(*this).resume(t); }
+boost::system::error_code cooperator_core::stop(task_base& t) noexcept { return impl(*this).stop(t); }
+void cooperator_core::when_done(task_base& t, waiter_base& w) noexcept { impl(*this).when_done(t, w); }
+void cooperator_core::cancel_wait(task_base& t, waiter_base& w) noexcept { impl(*this).cancel_wait(t, w); }
+void cooperator_core::cancel_task(task_base& t) noexcept { impl(*this).cancel_task(t); }
+void cooperator_core::redeliver(waiter_base& w, std::exception_ptr result) noexcept {
+  impl(*this).redeliver(w, std::move(result));
+}
+std::uint32_t cooperator_core::begin_wait(task_base& t) noexcept { return impl(*this).begin_wait(t); }
+void cooperator_core::undo_wait(task_base& t) noexcept { impl(*this).undo_wait(t); }
+void cooperator_core::end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure,
+                               void (*deliver)(void*), void* arg) noexcept {
+  impl(*this).end_wait(t, generation, std::move(failure), deliver, arg);
+}
+void cooperator_core::wait_abandoned(task_base& t, std::uint32_t generation) noexcept {
+  impl(*this).wait_abandoned(t, generation);
+}
+void cooperator_core::wait_dropped(task_base& t, std::uint32_t generation) noexcept {
+  impl(*this).wait_dropped(t, generation);
+}
+bool cooperator_core::wait_pending(const task_base& t, std::uint32_t generation) noexcept {
+  return impl(*this).wait_pending(t, generation);
+}
+std::optional<cooperator_core::executor_type> cooperator_core::live_strand() const noexcept {
+  return impl(*this).live_strand();
+}
+
+}  // namespace coop::detail

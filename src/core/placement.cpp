@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: BSL-1.0
+// Placement: where a task is (runnable, parked, retired) follows its control word, and a
+// finished task leaves, completing its waits in the order they began.
+#include "core_lock.hpp"
+
+namespace coop::detail {
+
+std::exception_ptr core_impl::result_of(const task_base& t) noexcept {
+  switch (control::state(t.control_.load(std::memory_order_acquire))) {
+    case task_state::failed: return t.failure_;
+    case task_state::stopped: return task_stopped_exception;
+    case task_state::scheduler_stopped: return scheduler_stopped_exception;
+    case task_state::done:
+    case task_state::active: break;
+  }
+  return {};
+}
+
+void core_impl::settle(task_base& t, bool requeue) noexcept {
+  if (requeue && t.place_ == task_place::runnable && t.control_.load(std::memory_order_acquire) == 0) {
+    // The common resume: a lazy pause left the task in the order (active, unpaused, no
+    // requeue bit pending, so not waiting): it moves to the end. The general case below.
+    runnable_.unlink(t);
+    make_runnable(t);
+    return;
+  }
+  if (t.place_ == task_place::none && !t.retired_) {
+    // A new task: add() or answer_admission() made room for it in both rings, so placing
+    // it never allocates.
+    ++task_count_;
+    parked_.push_back(t);
+    t.place_ = task_place::parked;
+  }
+  if (t.retired_) {
+    // Finished earlier; an operation it waited on has now let go of its work.
+    if (!t.waiting_ && &t != current()) t.destroy_work();
+    return;
+  }
+  std::uint32_t c = t.control_.load(std::memory_order_acquire);
+  if (c & control::requeue) {
+    c = t.control_.fetch_and(~control::requeue, std::memory_order_acq_rel) & ~control::requeue;
+    requeue = true;
+  }
+  if (control::state(c) != task_state::active) retire(t);
+  else if (control::pauses(c) > 0 || t.waiting_) park(t);
+  else if (requeue && t.place_ == task_place::runnable) {
+    // Resumed while a lazy pause left it in the order: it joins at the end.
+    runnable_.unlink(t);
+    make_runnable(t);
+  } else if (t.place_ != task_place::runnable) {
+    if (stopped_) {
+      if (try_finish(t, task_state::scheduler_stopped)) retire(t);
+      else settle(t);
+      return;
+    }
+    if (t.place_ == task_place::parked) parked_.unlink(t);
+    make_runnable(t);
+    if (running_.load(std::memory_order_relaxed) && !in_tick_) try_schedule_tick();
+  }
+}
+
+void core_impl::park(task_base& t) noexcept {
+  if (t.place_ == task_place::parked) return;
+  if (t.place_ == task_place::runnable) runnable_.unlink(t);
+  parked_.push_back(t);
+  t.place_ = task_place::parked;
+  note_change();
+}
+
+void core_impl::make_runnable(task_base& t) noexcept {
+  // The task whose unit is running goes behind the others (its next turn); so does the
+  // one whose unit has just ended while the requests left during that unit are applied.
+  runnable_.push_back(t, &t != current() && &t != just_ran_);
+  t.place_ = task_place::runnable;
+  note_change();
+}
+
+void core_impl::retire(task_base& t) noexcept {
+  if (t.retired_) return;
+  t.retired_ = true;
+  if (&t == just_ran_) just_ran_ = nullptr;  // it may be freed below
+  --task_count_;
+  if (t.place_ == task_place::runnable) runnable_.unlink(t);
+  else if (t.place_ == task_place::parked) parked_.unlink(t);
+  t.place_ = task_place::none;
+  note_change();
+
+  // The lists are consistent from here on: user code below may re-enter.
+  if (t.waiting_) {
+    // The work dies when the operation lets go of it. When the context shuts down, it
+    // destroys the pending operation itself.
+    if (!shutting_down_) t.cancel_wait();
+  } else if (&t != current()) {
+    t.destroy_work();  // a running unit's work dies after the unit
+  }
+
+  // Handlers complete in the order their waits began (Twisted fires Deferreds in order);
+  // waiters are pushed at the head, so walk from the tail.
+  waiter_base* w = t.waiters_;
+  while (w && w->next_) w = w->next_;
+  t.waiters_ = nullptr;
+  while (w) {
+    waiter_base* prev = w->prev_;
+    w->linked_ = false;
+    deliver(*w, result_of(t));
+    w = prev;
+  }
+  if (&t == current()) current_finished_ = true;  // the tick drops its reference after the unit
+  else t.release();                              // the cooperator's reference
+}
+
+void core_impl::note_change() noexcept {
+  // Only a unit in progress needs telling: a lone task's batch, or a walk in place, which
+  // must end after this unit (its cursor and slot pointers may be stale).
+  if (current()) interrupt_.fetch_or(changed_bit, std::memory_order_relaxed);
+}
+
+}  // namespace coop::detail

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: BSL-1.0
+// The tick: posted to the strand while tasks are runnable, it runs units round-robin until
+// the slice (or the termination predicate) ends it, then posts the next one behind the
+// I/O that became ready meanwhile.
+#include "core_lock.hpp"
+
+#include <coop/detail/drop_guard.hpp>
+#include <coop/detail/strand_entry.hpp>
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+
+namespace coop::detail {
+
+void core_impl::try_schedule_tick() noexcept {
+  try {
+    schedule_tick();
+  } catch (...) {
+    tick_lost_ = true;  // out of memory: post it again later
+    retry_needed();
+  }
+}
+
+namespace {
+struct tick_handler {
+  std::shared_ptr<core_impl> core;
+  tick_handler(std::shared_ptr<core_impl> c) noexcept : core(std::move(c)) {}
+  tick_handler(tick_handler&&) noexcept = default;
+  tick_handler& operator=(tick_handler&&) = delete;
+  ~tick_handler() {
+    if (core) drop_guard::report_drop(core.get());  // dropped by an out-of-memory dispatch?
+  }
+  void operator()() noexcept {
+    std::shared_ptr<core_impl> c = std::move(core);  // ran: not dropped
+    drop_guard::report_run(c.get());  // a tick re-posted (and dropped) inside is another one
+    c->run_tick();
+  }
+};
+
+struct tick_lost {
+  std::shared_ptr<core_impl> core;
+  void operator()() const noexcept { core->tick_post_failed(); }
+};
+
+using tick_entry = strand_entry<core_impl::executor_type, tick_handler, tick_lost>;
+
+tick_entry make_tick_entry(const core_impl::executor_type& strand, const std::shared_ptr<core_impl>& core) {
+  return tick_entry{strand, tick_handler{core}, core.get(), tick_lost{core}};
+}
+
+// The re-posted tick's first hop on Asio's scheduler. An io_context queues what its
+// reactor finds ready (timers, sockets) behind the handlers already queued; a tick posted
+// straight after the last one would run ahead of I/O that became ready during the last
+// one, so that I/O would wait two slices. After this hop the reactor has run, and what it
+// found is queued ahead of the tick's entry into the strand.
+struct hop_handler {
+  core_impl::executor_type strand;
+  std::shared_ptr<core_impl> core;
+  void operator()() const noexcept {
+    try {
+      asio::post(strand.get_inner_executor(), make_tick_entry(strand, core));
+    } catch (...) {
+      core->tick_post_failed();  // out of memory: nothing escapes into run()
+    }
+  }
+};
+}  // namespace
+
+void core_impl::schedule_tick(bool from_tick) {
+  if (tick_posted_ || !strand_) return;
+  // Every tick enters the strand through its inner executor (strand_entry.hpp: a post to
+  // an idle strand that runs out of memory can leave Boost 1.81's strand locked for good).
+  if (from_tick && hops_ > 1) asio::post(strand_->get_inner_executor(), hop_handler{*strand_, shared_from_this()});
+  else asio::post(strand_->get_inner_executor(), make_tick_entry(*strand_, shared_from_this()));
+  tick_posted_ = true;
+}
+
+void core_impl::tick_post_failed() noexcept {
+  lock l(*this);
+  tick_posted_ = false;
+  tick_lost_ = true;
+  retry_needed();
+}
+
+void core_impl::adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint32_t units) noexcept {
+  // Aim for one clock read per check_period_: a read costs several trivial units, so
+  // reading after every unit (as Twisted does) would dominate small units. Grow at most
+  // 2x per check so one fast burst cannot make the next check late; shrink at once.
+  const std::uint64_t per_unit = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(elapsed.count()) / units);
+  const std::uint64_t wanted = static_cast<std::uint64_t>(check_period_.count()) / per_unit;
+  const std::uint64_t limit = std::min<std::uint64_t>(std::uint64_t{check_interval_} * 2, 1u << 20);
+  check_interval_ = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(wanted, 1, limit));
+}
+
+void core_impl::after_unit(task_base& t, run_outcome outcome) noexcept {
+  if (outcome == run_outcome::done) {
+    if (try_finish(t, task_state::done)) retire(t);
+  } else if (outcome == run_outcome::failed) {
+    // run() stored the exception in failure_ before this makes it visible.
+    if (try_finish(t, task_state::failed)) retire(t);
+    else t.failure_ = nullptr;  // stopped first: the exception goes nowhere
+  }
+  if (current_finished_) {
+    current_finished_ = false;
+    if (!t.waiting_) t.destroy_work();
+    t.release();  // the cooperator's reference, kept while the unit ran
+  }
+}
+
+bool core_impl::handle_interrupt() noexcept {
+  const std::uint32_t i = interrupt_.load(std::memory_order_acquire);
+  if (i & changed_bit) interrupt_.fetch_and(~changed_bit, std::memory_order_relaxed);
+  if (i & inbox_bit) drain_inbox();
+  return (i & (preempt_bit | stop_bit)) || !running_.load(std::memory_order_relaxed);
+}
+
+void core_impl::run_tick() noexcept {
+  lock l(*this);
+  tick_posted_ = false;
+  interrupt_.fetch_and(~stop_bit, std::memory_order_relaxed);
+  drain_inbox();
+  if (!running_.load(std::memory_order_relaxed) || runnable_.empty()) return;
+  in_tick_ = true;
+  // Pairs with wait_out_unit(): a caller that reads an even epoch changed the control
+  // word before this point, so every claim below sees the change. Only the lock holder
+  // writes the epoch.
+  const std::uint32_t epoch = units_epoch_.load(std::memory_order_relaxed) + 1;
+  units_epoch_.store(epoch, std::memory_order_seq_cst);
+  if (asymmetric_fences_) full_fence();  // the claims' loads are relaxed then
+  if (termination_) run_units_until_predicate();
+  else run_units_for_slice();
+  units_epoch_.store(epoch + 1, std::memory_order_release);
+  in_tick_ = false;
+  drain_inbox();
+  just_ran_ = nullptr;
+  if (running_.load(std::memory_order_relaxed) && !runnable_.empty()) {
+    try {
+      schedule_tick(true);
+    } catch (...) {
+      tick_lost_ = true;  // out of memory: post it again later
+      retry_needed();
+    }
+  }
+}
+
+void core_impl::run_units_until_predicate() noexcept {
+  std::function<bool()> predicate;
+  try {
+    predicate = termination_();
+  } catch (...) {
+  }
+  while (task_base* t = runnable_.next_in_round()) {
+    if (!claim(*t, asymmetric_fences_)) {
+      running_task_.store(nullptr, std::memory_order_release);
+      settle(*t);  // paused or finished from another thread: it must not run
+      continue;
+    }
+    const run_outcome outcome = t->run_one();
+    running_task_.store(nullptr, std::memory_order_release);
+    const bool still_active = outcome == run_outcome::more && !current_finished_;
+    after_unit(*t, outcome);
+    just_ran_ = still_active ? t : nullptr;  // retire() clears it
+    bool end = true;
+    try {
+      end = !predicate || predicate();
+    } catch (...) {
+    }
+    if (end || shake_out) break;
+    const bool stop = interrupt_.load(std::memory_order_acquire) && handle_interrupt();
+    just_ran_ = nullptr;
+    if (stop) break;
+  }
+}
+
+void core_impl::run_units_for_slice() noexcept {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  const auto deadline = start + slice_;
+  interrupt_.fetch_and(~preempt_bit, std::memory_order_relaxed);
+  timer_entry_.tick_start_ns.store(start.time_since_epoch().count(), std::memory_order_seq_cst);
+  preemption_timer::tick_started();
+  auto last_check = start;
+  // Units left before the next clock read; the clock is read when it reaches 0, after
+  // check_interval_ units.
+  std::uint32_t until_check = shake_out ? 1 : check_interval_;
+  const auto clock_says_stop = [&] {
+    const auto now = clock::now();
+    adapt_check_interval(now - last_check, check_interval_);
+    last_check = now;
+    until_check = check_interval_;
+    return shake_out || now >= deadline;
+  };
+
+  task_base* ran = nullptr;  // the task whose unit just ended, if it is still active
+  const bool fences = asymmetric_fences_;
+  // A task whose claim failed: paused or finished from another thread, it must not run.
+  const auto refuse = [&](task_base& u) {
+    running_task_.store(nullptr, std::memory_order_release);
+    ran = nullptr;
+    settle(u);
+  };
+  while (task_base* t = runnable_.next_in_round()) {
+    if (!claim(*t, fences)) [[unlikely]] {
+      refuse(*t);
+      continue;
+    }
+    ran = t;
+    if (runnable_.single()) {
+      // A lone task runs a batch of units inside its own run(): no virtual call per
+      // unit. Any change ends the batch through interrupt_ or its control_.
+      const run_result r = t->run(until_check, interrupt_);
+      running_task_.store(nullptr, std::memory_order_release);
+      if (r.outcome != run_outcome::more) {
+        after_unit(*t, r.outcome);
+        ran = nullptr;
+      }
+      until_check -= r.units;
+    } else {
+      run_outcome outcome = t->run_one();
+      running_task_.store(nullptr, std::memory_order_release);
+      --until_check;
+      const auto nothing_happened = [&] {
+        return outcome == run_outcome::more && until_check != 0 &&
+               interrupt_.load(std::memory_order_acquire) == 0;
+      };
+      if (nothing_happened()) [[likely]] {
+        // The tasks in place after t take their turns in their own type's code while
+        // nothing happens (in_place_walk.hpp): each stays active, no clock read is due,
+        // interrupt_ stays clear. A unit that changes the lists raises it (note_change()),
+        // so the walk ends after that unit, never going on over slots that may have
+        // moved; the ring took the cursor back before the change. A run of one type is
+        // one virtual call; a change of type hands over to the next type's walk.
+        in_place_walk w{.running = &running_task_, .interrupt = &interrupt_, .fences = fences};
+        if (runnable_.start_walk(w, until_check)) {
+          // On while a task is in place at the cursor and nothing happened.
+          while (w.next != w.stop && *w.next) {
+            outcome = (*w.next)->run_turns(w);
+            if (w.refused || outcome != run_outcome::more || interrupt_.load(std::memory_order_acquire))
+              break;
+          }
+          runnable_.end_walk();
+          until_check -= static_cast<std::uint32_t>(w.passed) - (w.refused ? 1 : 0);
+        }
+        if (w.last) {
+          t = w.last;
+          if (w.refused) [[unlikely]] {
+            refuse(*t);
+            continue;
+          }
+          ran = t;
+        }
+      }
+      if (outcome != run_outcome::more) [[unlikely]] {
+        after_unit(*t, outcome);
+        ran = nullptr;
+      }
+    }
+    if (interrupt_.load(std::memory_order_acquire)) [[unlikely]] {
+      // A task finished during its own unit raised changed_bit (note_change).
+      if (current_finished_) {
+        after_unit(*t, run_outcome::more);
+        ran = nullptr;
+      }
+      just_ran_ = ran;
+      const bool end = handle_interrupt();
+      just_ran_ = ran = nullptr;  // what handle_interrupt() applied may have retired it
+      if (end) break;
+    }
+    if (until_check == 0 && clock_says_stop()) break;
+  }
+  just_ran_ = ran;  // for the requests run_tick() applies after the units
+  timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
+  // Preempted by the timer: units got slower than the interval learned; relearn it.
+  if (interrupt_.load(std::memory_order_relaxed) & preempt_bit) check_interval_ = 1;
+}
+
+}  // namespace coop::detail
