@@ -10,7 +10,7 @@
 
 namespace coop::detail {
 
-/// Guards the per-execution-context lists of cooperators (cooperator_core::registry).
+/// Guards the per-execution-context lists of cores (context_service).
 std::mutex& registries_mutex() noexcept;
 /// Guards the creation of each context's default cooperator. Never held while taking
 /// registries_mutex(), nor the other way round.

@@ -98,10 +98,6 @@ public:
   /// Started and not stopped.
   bool running() const noexcept { return core_->running(); }
 
-  /// Internal (default_cooperator's service): stop(), destroying parked waiters instead
-  /// of invoking them, as the execution context shuts down.
-  void shutdown_with_context() noexcept { core_->shutdown(); }
-
 private:
   std::shared_ptr<detail::cooperator_core> core_;
 };

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
-// The execution context's side: a service that stops the context's cores when it shuts
-// down, while their strands' service still exists, and the detached strand a core uses
-// once its context is gone.
+// The execution context's side (context_service.hpp): the service that keeps the
+// context's cores and its default cooperator, and the detached strand a core uses once
+// its context is gone.
+#include "context_service.hpp"
 #include "core_lock.hpp"
 
 #include <coop/detail/drop_guard.hpp>
@@ -17,46 +18,52 @@
 
 namespace coop::detail {
 
-// registries_mutex() (process_locks.hpp) guards every registry's list and every core's
-// registry_ pointer. Touched only when a core is made or destroyed and when a context
-// shuts down.
+context_service& context_service::of(const asio::any_io_executor& ex) {
+  return asio::use_service<context_service>(context_of(ex));
+}
 
-// One per execution context with cooperators: when the context shuts down, its cores
-// stop and release their strands while the strand service still exists.
-class core_impl::registry : public asio::execution_context::service {
-public:
-  using key_type = registry;
-  static inline asio::execution_context::id id;
-  explicit registry(asio::execution_context& ctx) : service(ctx) {}
+void context_service::add(core_impl& core) {
+  std::lock_guard l(registries_mutex());
+  cores_.push_back(&core);
+  core.service_ = this;
+}
 
-  void add(core_impl& core) {
+void context_service::remove_locked(core_impl& core) noexcept {
+  std::erase(cores_, &core);
+  core.service_ = nullptr;
+}
+
+cooperator& context_service::default_cooperator(const asio::any_io_executor& ex) {
+  {
+    std::lock_guard lock(default_cooperators_mutex());
+    if (default_) return *default_;
+  }
+  // Made outside the mutex: a cooperator's constructor takes registries_mutex(), and
+  // fork() takes the two in one order only (process_locks.hpp). The context alone
+  // cannot name an executor; the first caller's executor does. A cooperator that lost
+  // the race to another thread is dropped (after the unlock), never having had a task.
+  auto made = std::make_unique<cooperator>(ex);
+  std::lock_guard lock(default_cooperators_mutex());
+  if (!default_) default_ = std::move(made);
+  return *default_;
+}
+
+void context_service::shutdown() {
+  // Every core, the default cooperator's among them, finishes its tasks and lets go of
+  // its strand. The default cooperator object itself lives on with the service: work
+  // destructors run below may still ask for it (they get it, stopped).
+  std::vector<std::shared_ptr<core_impl>> alive;
+  {
     std::lock_guard l(registries_mutex());
-    cores_.push_back(&core);
-    core.registry_ = this;
-  }
-  /// Called with registries_mutex() held.
-  void remove_locked(core_impl& core) noexcept {
-    std::erase(cores_, &core);
-    core.registry_ = nullptr;
-  }
-
-private:
-  void shutdown() override {
-    std::vector<std::shared_ptr<core_impl>> alive;
-    {
-      std::lock_guard l(registries_mutex());
-      for (core_impl* core : cores_) {
-        core->registry_ = nullptr;
-        if (auto p = core->weak_from_this().lock()) alive.push_back(std::move(p));
-      }
-      cores_.clear();
+    for (core_impl* core : cores_) {
+      core->service_ = nullptr;
+      if (auto p = core->weak_from_this().lock()) alive.push_back(std::move(p));
     }
-    // Outside the mutex: stopping runs work destructors, which may make cooperators.
-    for (auto& core : alive) core->context_shutdown();
+    cores_.clear();
   }
-
-  std::vector<core_impl*> cores_;
-};
+  // Outside the mutex: stopping runs work destructors, which may make cooperators.
+  for (auto& core : alive) core->context_shutdown();
+}
 
 namespace {
 // What a core's strand becomes once its context has shut down: a context, never
@@ -93,17 +100,24 @@ core_impl::executor_type core_impl::detached_strand() noexcept {
   return *strand;
 }
 
-void core_impl::register_with_context(const asio::any_io_executor& ex) {
-  asio::use_service<registry>(context_of(ex)).add(*this);
-}
+void core_impl::register_with_context(const asio::any_io_executor& ex) { context_service::of(ex).add(*this); }
 
 void core_impl::leave_context() noexcept {
   std::lock_guard l(registries_mutex());
-  if (registry_) registry_->remove_locked(*this);  // null: the context has shut down
+  if (service_) service_->remove_locked(*this);  // null: the context has shut down
 }
 
 void core_impl::context_shutdown() noexcept {
-  shutdown();
+  {
+    lock l(*this);
+    // As stop(), but parked waiters are destroyed instead of invoked: the context would
+    // destroy them anyway.
+    shutting_down_ = true;
+    stop_locked();
+    // Waits begun from now on complete through their handlers' own executors (use_future,
+    // a live executor); one bound to the gone strand is destroyed by that strand.
+    shutting_down_ = false;
+  }
   lock l(*this);
   std::optional<executor_type> gone;
   {

@@ -22,7 +22,6 @@ bool cooperator_core::running() const noexcept { return impl(*this).running(); }
 void cooperator_core::add(task_base& t) { impl(*this).add(t); }
 void cooperator_core::start() { impl(*this).start(); }
 void cooperator_core::stop() noexcept { impl(*this).stop(); }
-void cooperator_core::shutdown() noexcept { impl(*this).shutdown(); }
 boost::system::error_code cooperator_core::pause(task_base& t) noexcept { return impl(*this).pause(t); }
 boost::system::error_code cooperator_core::resume(task_base& t) noexcept { return impl(*this).resume(t); }
 boost::system::error_code cooperator_core::stop(task_base& t) noexcept { return impl(*this).stop(t); }

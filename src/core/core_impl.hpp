@@ -62,6 +62,8 @@ inline const std::exception_ptr operation_aborted_exception =
     std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
 
 
+class context_service;
+
 class core_impl final : public cooperator_core, public std::enable_shared_from_this<core_impl> {
 public:
   core_impl(const asio::any_io_executor& ex, cooperator_options options);
@@ -81,11 +83,9 @@ public:
   void add(task_base& t);
   void start();
   void stop() noexcept;
-  /// stop(), and parked waiters are destroyed instead of invoked: the execution context
-  /// is shutting down and would destroy them anyway.
-  void shutdown() noexcept;
-  /// The execution context is shutting down: shutdown(), and give up the strand while
-  /// its service still exists (handles may keep this core alive past the context).
+  /// The execution context is shutting down: stop(), destroying parked waiters instead
+  /// of invoking them, and give up the strand while its service still exists (handles
+  /// may keep this core alive past the context).
   void context_shutdown() noexcept;
 
   // Task control; each returns the failure, or a default error_code on success.
@@ -153,7 +153,7 @@ public:
 private:
   class lock;
   friend class lock;
-  class registry;
+  friend class context_service;
 
   // What another thread leaves for the lock holder.
   enum class request : unsigned char { settle, park_waiter, cancel_waiter };
@@ -245,7 +245,7 @@ private:
   // Written only under the lock and strand_mutex_ both; read under either.
   std::optional<executor_type> strand_;
   mutable std::mutex strand_mutex_;
-  registry* registry_ = nullptr;  // the context's list of cores; null once it shut down
+  context_service* service_ = nullptr;  // the context's list of cores; null once it shut down
   std::chrono::nanoseconds slice_;
   std::function<std::function<bool()>()> termination_;
   core_mutex mutex_;

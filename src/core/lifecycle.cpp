@@ -164,13 +164,4 @@ void core_impl::stop_locked() noexcept {
   }
 }
 
-void core_impl::shutdown() noexcept {
-  lock l(*this);
-  shutting_down_ = true;
-  stop_locked();
-  // Waits begun from now on complete through their handlers' own executors (use_future,
-  // a live executor); one bound to the gone strand is destroyed by that strand.
-  shutting_down_ = false;
-}
-
 }  // namespace coop::detail

@@ -46,9 +46,6 @@ public:
   void add(task_base& t);
   void start();
   void stop() noexcept;
-  /// stop(), and parked waiters are destroyed instead of invoked: the execution context
-  /// is shutting down and would destroy them anyway.
-  void shutdown() noexcept;
 
   // ---- a task's handle; each returns the failure, or a default error_code ----
   boost::system::error_code pause(task_base& t) noexcept;
