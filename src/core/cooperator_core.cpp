@@ -26,25 +26,25 @@ boost::system::error_code cooperator_core::pause(task_base& t) noexcept { return
 boost::system::error_code cooperator_core::resume(task_base& t) noexcept { return impl(*this).resume(t); }
 boost::system::error_code cooperator_core::stop(task_base& t) noexcept { return impl(*this).stop(t); }
 void cooperator_core::when_done(task_base& t, waiter_base& w) noexcept { impl(*this).when_done(t, w); }
-void cooperator_core::cancel_wait(task_base& t, waiter_base& w) noexcept { impl(*this).cancel_wait(t, w); }
+void cooperator_core::cancel_waiter(task_base& t, waiter_base& w) noexcept { impl(*this).cancel_waiter(t, w); }
 void cooperator_core::cancel_task(task_base& t) noexcept { impl(*this).cancel_task(t); }
 void cooperator_core::redeliver(waiter_base& w, std::exception_ptr result) noexcept {
   impl(*this).redeliver(w, std::move(result));
 }
-std::uint32_t cooperator_core::begin_wait(task_base& t) noexcept { return impl(*this).begin_wait(t); }
-void cooperator_core::undo_wait(task_base& t) noexcept { impl(*this).undo_wait(t); }
-void cooperator_core::end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure,
+std::uint32_t cooperator_core::begin_await(task_base& t) noexcept { return impl(*this).begin_await(t); }
+void cooperator_core::undo_await(task_base& t) noexcept { impl(*this).undo_await(t); }
+void cooperator_core::end_await(task_base& t, std::uint32_t generation, std::exception_ptr failure,
                                void (*deliver)(void*), void* arg) noexcept {
-  impl(*this).end_wait(t, generation, std::move(failure), deliver, arg);
+  impl(*this).end_await(t, generation, std::move(failure), deliver, arg);
 }
-void cooperator_core::wait_abandoned(task_base& t, std::uint32_t generation) noexcept {
-  impl(*this).wait_abandoned(t, generation);
+void cooperator_core::await_abandoned(task_base& t, std::uint32_t generation) noexcept {
+  impl(*this).await_abandoned(t, generation);
 }
-void cooperator_core::wait_dropped(task_base& t, std::uint32_t generation) noexcept {
-  impl(*this).wait_dropped(t, generation);
+void cooperator_core::await_dropped(task_base& t, std::uint32_t generation) noexcept {
+  impl(*this).await_dropped(t, generation);
 }
-bool cooperator_core::wait_pending(const task_base& t, std::uint32_t generation) noexcept {
-  return impl(*this).wait_pending(t, generation);
+bool cooperator_core::await_pending(const task_base& t, std::uint32_t generation) noexcept {
+  return impl(*this).await_pending(t, generation);
 }
 std::optional<cooperator_core::executor_type> cooperator_core::live_strand() const noexcept {
   return impl(*this).live_strand();

@@ -96,26 +96,26 @@ public:
   /// Parks `w` on `t`, or completes it at once (posted) when `t` has finished.
   void when_done(task_base& t, waiter_base& w) noexcept;
   /// Cancellation of a parked when_done: completes it with operation_aborted if still parked.
-  void cancel_wait(task_base& t, waiter_base& w) noexcept;
+  void cancel_waiter(task_base& t, waiter_base& w) noexcept;
   /// Cancellation bound to coiterate: stops the task if it still runs.
   void cancel_task(task_base& t) noexcept;
 
   /// Coroutine work (called from its own unit): the unit yielded an operation; the task
   /// leaves the run order. Returns the wait's generation, or 0 when the task has already
   /// finished (the unit stopped it): then the operation must not be started.
-  std::uint32_t begin_wait(task_base& t) noexcept;
+  std::uint32_t begin_await(task_base& t) noexcept;
   /// The operation's initiation threw: the task is back in the run order as if it had not
   /// yielded (the exception goes on into the coroutine).
-  void undo_wait(task_base& t) noexcept;
+  void undo_await(task_base& t) noexcept;
   /// The awaited operation completed. A failure finishes the task with `failure`;
   /// otherwise, if the task is still active, `deliver(arg)` stores the result (under the
   /// lock, so a concurrent stop() cannot destroy the coroutine frame meanwhile) and the
   /// task rejoins the run order unless the user paused it.
-  void end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure, void (*deliver)(void*),
+  void end_await(task_base& t, std::uint32_t generation, std::exception_ptr failure, void (*deliver)(void*),
                 void* arg) noexcept;
   /// The awaited operation's initiation gave up its handler without calling it: the
   /// task fails with operation_aborted.
-  void wait_abandoned(task_base& t, std::uint32_t generation) noexcept;
+  void await_abandoned(task_base& t, std::uint32_t generation) noexcept;
   /// The awaited operation's handler was destroyed without being called, after the
   /// initiation. That is either an operation giving up (the task fails, as above) or the
   /// execution context shutting down, which destroys pending operations service by
@@ -123,8 +123,8 @@ public:
   /// finishes scheduler_stopped). Decided by a check posted to the strand: while the
   /// context shuts down no handler runs, and the check is destroyed after the context
   /// has stopped this cooperator.
-  void wait_dropped(task_base& t, std::uint32_t generation) noexcept;
-  bool wait_pending(const task_base& t, std::uint32_t generation) noexcept;
+  void await_dropped(task_base& t, std::uint32_t generation) noexcept;
+  bool await_pending(const task_base& t, std::uint32_t generation) noexcept;
 
   /// Completes `w` again: its completion was dropped after leaving the lock (out of
   /// memory while entering the handler's strand). Kept for a later retry if that fails too.
@@ -156,7 +156,7 @@ private:
   friend class context_service;
 
   // What another thread leaves for the lock holder.
-  enum class request : unsigned char { settle, park_waiter, cancel_waiter };
+  enum class request : unsigned char { update_placement, park_waiter, cancel_waiter };
   // A cooperate() from another thread, waiting for the lock holder to admit its task or
   // refuse it (out of memory): lives on the requester's stack until answered.
   struct admission {
@@ -186,14 +186,14 @@ private:
   /// The task whose unit is running (the lock holder's view).
   task_base* current() const noexcept { return running_task_.load(std::memory_order_relaxed); }
   /// Applies `what` now if this thread can take the lock, else leaves it in the inbox.
-  void apply_or_leave(request what, task_base& t, waiter_base* w = nullptr) noexcept;
+  void apply_or_queue(request what, task_base& t, waiter_base* w = nullptr) noexcept;
   void apply(request what, task_base& t, waiter_base* w) noexcept;
   /// Room in both rings for one more task. Throws when out of memory, nothing changed.
   void reserve_room();
   /// add() from another thread while the lock is held: leaves the task for the holder and
   /// waits for its answer; throws its std::bad_alloc with nothing changed.
   void admit_from_outside(task_base& t);
-  /// The lock holder's side: admits `t` (settle) or refuses it, and tells the requester.
+  /// The lock holder's side: admits `t` (update_placement) or refuses it, and tells the requester.
   void answer_admission(task_base& t, admission& answer) noexcept;
   /// Ends the wait named `w`/`id` with operation_aborted if it is still parked on `t`.
   /// Finds it among t's waiters, never reading `w` itself (see inbox_item).
@@ -208,7 +208,7 @@ private:
   /// relinks a resumed one, retires a finished one. Idempotent. `requeue` (or the
   /// control word's requeue bit): the task was resumed, so it goes to the end of the
   /// order even if a lazy pause left it in place.
-  void settle(task_base& t, bool requeue = false) noexcept;
+  void update_placement(task_base& t, bool requeue = false) noexcept;
   void retire(task_base& t) noexcept;
   /// Compare-and-swap an active task to `how`; false when it had finished already.
   static bool try_finish(task_base& t, task_state how) noexcept;
@@ -267,10 +267,10 @@ private:
   bool shutting_down_ = false;
   bool tick_posted_ = false;
   bool in_tick_ = false;
-  bool current_finished_ = false;     // the running unit's task finished during the unit
+  bool running_task_finished_ = false;     // the running unit's task finished during the unit
   // The task whose unit has just ended, while the requests left during that unit are
   // applied: a resume from another thread during its unit sends it behind the others.
-  task_base* just_ran_ = nullptr;
+  task_base* unit_just_ended_ = nullptr;
   run_ring runnable_;
   run_ring parked_;                   // paused or waiting on an operation
   std::size_t task_count_ = 0;        // tasks added and not yet retired

@@ -50,7 +50,7 @@ void core_impl::after_unlock() noexcept {
   }
 }
 
-void core_impl::apply_or_leave(request what, task_base& t, waiter_base* w) noexcept {
+void core_impl::apply_or_queue(request what, task_base& t, waiter_base* w) noexcept {
   if (this_thread_holds(this)) {
     apply(what, t, w);
     return;
@@ -103,8 +103,8 @@ void core_impl::cancel_parked(task_base& t, const waiter_base* w, std::uint64_t 
 
 void core_impl::apply(request what, task_base& t, waiter_base* w) noexcept {
   switch (what) {
-    case request::settle:
-      settle(t);
+    case request::update_placement:
+      update_placement(t);
       return;
     case request::park_waiter:
       if (t.retired_) {

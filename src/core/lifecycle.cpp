@@ -76,7 +76,7 @@ void core_impl::add(task_base& t) {
     t.release();
     throw;
   }
-  settle(t);
+  update_placement(t);
 }
 
 void core_impl::reserve_room() {
@@ -96,7 +96,7 @@ void core_impl::admit_from_outside(task_base& t) {
   admission answer;
   try {
     std::lock_guard l(inbox_mutex_);
-    inbox_.push_back({request::settle, task_ptr(&t), nullptr, 0, &answer});
+    inbox_.push_back({request::update_placement, task_ptr(&t), nullptr, 0, &answer});
   } catch (...) {
     t.release();
     throw;
@@ -123,7 +123,7 @@ void core_impl::answer_admission(task_base& t, admission& answer) noexcept {
     answer.error = std::current_exception();
     outcome = admission::refused;
   }
-  if (outcome == admission::admitted) settle(t);
+  if (outcome == admission::admitted) update_placement(t);
   // The requester may return (and free `answer`) as soon as it sees the state: nothing
   // touches `answer` after this store.
   answer.state.store(outcome, std::memory_order_release);

@@ -16,7 +16,7 @@ std::exception_ptr core_impl::result_of(const task_base& t) noexcept {
   return {};
 }
 
-void core_impl::settle(task_base& t, bool requeue) noexcept {
+void core_impl::update_placement(task_base& t, bool requeue) noexcept {
   if (requeue && t.place_ == task_place::runnable && t.control_.load(std::memory_order_acquire) == 0) {
     // The common resume: a lazy pause left the task in the order (active, unpaused, no
     // requeue bit pending, so not waiting): it moves to the end. The general case below.
@@ -33,7 +33,7 @@ void core_impl::settle(task_base& t, bool requeue) noexcept {
   }
   if (t.retired_) {
     // Finished earlier; an operation it waited on has now let go of its work.
-    if (!t.waiting_ && &t != current()) t.destroy_work();
+    if (!t.awaiting_ && &t != current()) t.destroy_work();
     return;
   }
   std::uint32_t c = t.control_.load(std::memory_order_acquire);
@@ -42,7 +42,7 @@ void core_impl::settle(task_base& t, bool requeue) noexcept {
     requeue = true;
   }
   if (control::state(c) != task_state::active) retire(t);
-  else if (control::pauses(c) > 0 || t.waiting_) park(t);
+  else if (control::pauses(c) > 0 || t.awaiting_) park(t);
   else if (requeue && t.place_ == task_place::runnable) {
     // Resumed while a lazy pause left it in the order: it joins at the end.
     runnable_.unlink(t);
@@ -50,7 +50,7 @@ void core_impl::settle(task_base& t, bool requeue) noexcept {
   } else if (t.place_ != task_place::runnable) {
     if (stopped_) {
       if (try_finish(t, task_state::scheduler_stopped)) retire(t);
-      else settle(t);
+      else update_placement(t);
       return;
     }
     if (t.place_ == task_place::parked) parked_.unlink(t);
@@ -70,7 +70,7 @@ void core_impl::park(task_base& t) noexcept {
 void core_impl::make_runnable(task_base& t) noexcept {
   // The task whose unit is running goes behind the others (its next turn); so does the
   // one whose unit has just ended while the requests left during that unit are applied.
-  runnable_.push_back(t, &t != current() && &t != just_ran_);
+  runnable_.push_back(t, &t != current() && &t != unit_just_ended_);
   t.place_ = task_place::runnable;
   note_change();
 }
@@ -78,7 +78,7 @@ void core_impl::make_runnable(task_base& t) noexcept {
 void core_impl::retire(task_base& t) noexcept {
   if (t.retired_) return;
   t.retired_ = true;
-  if (&t == just_ran_) just_ran_ = nullptr;  // it may be freed below
+  if (&t == unit_just_ended_) unit_just_ended_ = nullptr;  // it may be freed below
   --task_count_;
   if (t.place_ == task_place::runnable) runnable_.unlink(t);
   else if (t.place_ == task_place::parked) parked_.unlink(t);
@@ -86,10 +86,10 @@ void core_impl::retire(task_base& t) noexcept {
   note_change();
 
   // The lists are consistent from here on: user code below may re-enter.
-  if (t.waiting_) {
+  if (t.awaiting_) {
     // The work dies when the operation lets go of it. When the context shuts down, it
     // destroys the pending operation itself.
-    if (!shutting_down_) t.cancel_wait();
+    if (!shutting_down_) t.cancel_awaited();
   } else if (&t != current()) {
     t.destroy_work();  // a running unit's work dies after the unit
   }
@@ -105,7 +105,7 @@ void core_impl::retire(task_base& t) noexcept {
     deliver(*w, result_of(t));
     w = prev;
   }
-  if (&t == current()) current_finished_ = true;  // the tick drops its reference after the unit
+  if (&t == current()) running_task_finished_ = true;  // the tick drops its reference after the unit
   else t.release();                              // the cooperator's reference
 }
 

@@ -78,27 +78,27 @@ boost::system::error_code core_impl::resume(task_base& t) noexcept {
   } while (!t.control_.compare_exchange_weak(c, (c - control::one_pause) | (requeue && !locked ? control::requeue : 0),
                                              std::memory_order_acq_rel));
   if (!requeue) return {};
-  if (locked) settle(t, true);
-  else apply_or_leave(request::settle, t);
+  if (locked) update_placement(t, true);
+  else apply_or_queue(request::update_placement, t);
   return {};
 }
 
 boost::system::error_code core_impl::stop(task_base& t) noexcept {
   if (!try_finish(t, task_state::stopped)) return finished_error(control::state(t.control_.load(std::memory_order_acquire)));
   wait_out_unit(t);
-  apply_or_leave(request::settle, t);
+  apply_or_queue(request::update_placement, t);
   return {};
 }
 
 void core_impl::when_done(task_base& t, waiter_base& w) noexcept {
   w.id_ = next_waiter_id_.fetch_add(1, std::memory_order_relaxed);
-  apply_or_leave(request::park_waiter, t, &w);
+  apply_or_queue(request::park_waiter, t, &w);
 }
 
-void core_impl::cancel_wait(task_base& t, waiter_base& w) noexcept { apply_or_leave(request::cancel_waiter, t, &w); }
+void core_impl::cancel_waiter(task_base& t, waiter_base& w) noexcept { apply_or_queue(request::cancel_waiter, t, &w); }
 
 void core_impl::cancel_task(task_base& t) noexcept {
-  if (try_finish(t, task_state::stopped)) apply_or_leave(request::settle, t);
+  if (try_finish(t, task_state::stopped)) apply_or_queue(request::update_placement, t);
 }
 
 }  // namespace coop::detail

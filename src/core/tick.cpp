@@ -103,9 +103,9 @@ void core_impl::after_unit(task_base& t, run_outcome outcome) noexcept {
     if (try_finish(t, task_state::failed)) retire(t);
     else t.failure_ = nullptr;  // stopped first: the exception goes nowhere
   }
-  if (current_finished_) {
-    current_finished_ = false;
-    if (!t.waiting_) t.destroy_work();
+  if (running_task_finished_) {
+    running_task_finished_ = false;
+    if (!t.awaiting_) t.destroy_work();
     t.release();  // the cooperator's reference, kept while the unit ran
   }
 }
@@ -135,7 +135,7 @@ void core_impl::run_tick() noexcept {
   units_epoch_.store(epoch + 1, std::memory_order_release);
   in_tick_ = false;
   drain_inbox();
-  just_ran_ = nullptr;
+  unit_just_ended_ = nullptr;
   if (running_.load(std::memory_order_relaxed) && !runnable_.empty()) {
     try {
       schedule_tick(true);
@@ -155,14 +155,14 @@ void core_impl::run_units_until_predicate() noexcept {
   while (task_base* t = runnable_.next_in_round()) {
     if (!claim(*t, asymmetric_fences_)) {
       running_task_.store(nullptr, std::memory_order_release);
-      settle(*t);  // paused or finished from another thread: it must not run
+      update_placement(*t);  // paused or finished from another thread: it must not run
       continue;
     }
     const run_outcome outcome = t->run_one();
     running_task_.store(nullptr, std::memory_order_release);
-    const bool still_active = outcome == run_outcome::more && !current_finished_;
+    const bool still_active = outcome == run_outcome::more && !running_task_finished_;
     after_unit(*t, outcome);
-    just_ran_ = still_active ? t : nullptr;  // retire() clears it
+    unit_just_ended_ = still_active ? t : nullptr;  // retire() clears it
     bool end = true;
     try {
       end = !predicate || predicate();
@@ -170,7 +170,7 @@ void core_impl::run_units_until_predicate() noexcept {
     }
     if (end || shake_out) break;
     const bool stop = interrupt_.load(std::memory_order_acquire) && handle_interrupt();
-    just_ran_ = nullptr;
+    unit_just_ended_ = nullptr;
     if (stop) break;
   }
 }
@@ -200,7 +200,7 @@ void core_impl::run_units_for_slice() noexcept {
   const auto refuse = [&](task_base& u) {
     running_task_.store(nullptr, std::memory_order_release);
     ran = nullptr;
-    settle(u);
+    update_placement(u);
   };
   while (task_base* t = runnable_.next_in_round()) {
     if (!claim(*t, fences)) [[unlikely]] {
@@ -260,18 +260,18 @@ void core_impl::run_units_for_slice() noexcept {
     }
     if (interrupt_.load(std::memory_order_acquire)) [[unlikely]] {
       // A task finished during its own unit raised changed_bit (note_change).
-      if (current_finished_) {
+      if (running_task_finished_) {
         after_unit(*t, run_outcome::more);
         ran = nullptr;
       }
-      just_ran_ = ran;
+      unit_just_ended_ = ran;
       const bool end = handle_interrupt();
-      just_ran_ = ran = nullptr;  // what handle_interrupt() applied may have retired it
+      unit_just_ended_ = ran = nullptr;  // what handle_interrupt() applied may have retired it
       if (end) break;
     }
     if (until_check == 0 && clock_says_stop()) break;
   }
-  just_ran_ = ran;  // for the requests run_tick() applies after the units
+  unit_just_ended_ = ran;  // for the requests run_tick() applies after the units
   timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
   // Preempted by the timer: units got slower than the interval learned; relearn it.
   if (interrupt_.load(std::memory_order_relaxed) & preempt_bit) check_interval_ = 1;

@@ -56,7 +56,7 @@ public:
   /// Parks `w` on `t`, or completes it at once (posted) when `t` has finished.
   void when_done(task_base& t, waiter_base& w) noexcept;
   /// Cancellation of a parked when_done: completes it with operation_aborted if still parked.
-  void cancel_wait(task_base& t, waiter_base& w) noexcept;
+  void cancel_waiter(task_base& t, waiter_base& w) noexcept;
   /// Cancellation bound to coiterate: stops the task if it still runs.
   void cancel_task(task_base& t) noexcept;
   /// Completes `w` again: its completion was dropped after leaving the lock (out of
@@ -67,19 +67,19 @@ public:
   /// Called from the task's own unit: the unit yielded an operation; the task leaves the
   /// run order. Returns the operation's generation, or 0 when the task has already
   /// finished (the unit stopped it): then the operation must not be started.
-  std::uint32_t begin_wait(task_base& t) noexcept;
+  std::uint32_t begin_await(task_base& t) noexcept;
   /// The operation's initiation threw: the task is back in the run order as if it had not
   /// yielded (the exception goes on into the coroutine).
-  void undo_wait(task_base& t) noexcept;
+  void undo_await(task_base& t) noexcept;
   /// The awaited operation completed. A failure finishes the task with `failure`;
   /// otherwise, if the task is still active, `deliver(arg)` stores the result (under the
   /// lock, so a concurrent stop() cannot destroy the coroutine frame meanwhile) and the
   /// task rejoins the run order unless the user paused it.
-  void end_wait(task_base& t, std::uint32_t generation, std::exception_ptr failure, void (*deliver)(void*),
+  void end_await(task_base& t, std::uint32_t generation, std::exception_ptr failure, void (*deliver)(void*),
                 void* arg) noexcept;
   /// The awaited operation's initiation gave up its handler without calling it: the
   /// task fails with operation_aborted.
-  void wait_abandoned(task_base& t, std::uint32_t generation) noexcept;
+  void await_abandoned(task_base& t, std::uint32_t generation) noexcept;
   /// The awaited operation's handler was destroyed without being called, after the
   /// initiation. That is either an operation giving up (the task fails, as above) or the
   /// execution context shutting down, which destroys pending operations service by
@@ -87,15 +87,15 @@ public:
   /// finishes scheduler_stopped). Decided by a check posted to the strand: while the
   /// context shuts down no handler runs, and the check is destroyed after the context
   /// has stopped this cooperator.
-  void wait_dropped(task_base& t, std::uint32_t generation) noexcept;
+  void await_dropped(task_base& t, std::uint32_t generation) noexcept;
   /// Whether operation `generation` of `t` is still awaited.
-  bool wait_pending(const task_base& t, std::uint32_t generation) noexcept;
+  bool await_pending(const task_base& t, std::uint32_t generation) noexcept;
   /// Emits terminal cancellation to operation `generation` of `t` if it is still awaited
   /// (posted to the strand by a stop, where the operation's handler also runs).
-  template <class Emit> void cancel_pending_wait(task_base& t, std::uint32_t generation, Emit&& emit) noexcept {
+  template <class Emit> void cancel_pending_await(task_base& t, std::uint32_t generation, Emit&& emit) noexcept {
     // On the strand: the operation's handler cannot run concurrently, and a handler that
     // already ran moved the task past this generation.
-    if (wait_pending(t, generation)) emit();
+    if (await_pending(t, generation)) emit();
   }
 
   /// Posts `f` to the strand (cancellation of awaited operations is emitted there);

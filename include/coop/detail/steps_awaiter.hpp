@@ -125,7 +125,7 @@ public:
 
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<>) {
-    const std::uint32_t generation = core_of(task_).begin_wait(task_);
+    const std::uint32_t generation = core_of(task_).begin_await(task_);
     if (!generation) return;  // the unit stopped its own task
     // A handler the initiation destroys without calling it reports to this guard (on
     // this thread only), and the awaiter decides: the initiation threw, or it gave up.
@@ -134,10 +134,10 @@ public:
       std::move(op_)(operation_handler<signature>(task_ptr(&task_), generation, &result_));
     } catch (...) {
       // The initiation threw: no wait began; the exception goes on into the coroutine.
-      core_of(task_).undo_wait(task_);
+      core_of(task_).undo_await(task_);
       throw;
     }
-    if (guard.dropped()) core_of(task_).wait_abandoned(task_, generation);  // no completion will come
+    if (guard.dropped()) core_of(task_).await_abandoned(task_, generation);  // no completion will come
   }
   auto await_resume() { return yield_value_of<values>::take(std::move(*result_)); }
 
@@ -165,7 +165,7 @@ public:
     // Destroyed without being called; inside the initiation, the awaiter decides. A
     // handler of an earlier wait (kept by an initiation that threw) changes nothing.
     if (task_ && !drop_guard::report_drop(task_.get(), generation_))
-      core_of(*task_).wait_dropped(*task_, generation_);
+      core_of(*task_).await_dropped(*task_, generation_);
   }
 
   /// The cooperator's strand: the result and the units never race.
@@ -197,7 +197,7 @@ public:
                      std::move(*d->refs));
       }
     } d{result_, &refs};
-    core_of(*task).end_wait(*task, generation_, std::move(failure), &delivery::deliver, &d);
+    core_of(*task).end_await(*task, generation_, std::move(failure), &delivery::deliver, &d);
   }
 
 private:

@@ -35,7 +35,7 @@ public:
         }
         return {units, run_outcome::done};
       }
-    } while (units < max_units && !waiting_ && interrupt.load(std::memory_order_acquire) == 0 &&
+    } while (units < max_units && !awaiting_ && interrupt.load(std::memory_order_acquire) == 0 &&
              control_.load(std::memory_order_acquire) == 0);
     return {units, run_outcome::more};
   }
@@ -53,20 +53,20 @@ public:
 
   run_outcome run_turns(in_place_walk& w) noexcept final { return walk_same_type(*this, w); }
 
-  void cancel_wait() noexcept override {
+  void cancel_awaited() noexcept override {
     // Emitted on the strand, where the operation's handler runs: the slot is never used
     // concurrently with the operation's own use of it.
     try {
-      core_->post_to_strand(&signal_, [self = task_ptr(this), generation = wait_generation_] {
+      core_->post_to_strand(&signal_, [self = task_ptr(this), generation = await_generation_] {
         auto& task = static_cast<steps_task_base&>(*self);
-        task.core_->cancel_pending_wait(task, generation,
+        task.core_->cancel_pending_await(task, generation,
                                         [&] { task.signal_.emit(asio::cancellation_type::terminal); });
       });
     } catch (...) {
     }
   }
 
-  void forget_wait() noexcept override { signal_.slot().clear(); }
+  void forget_awaited() noexcept override { signal_.slot().clear(); }
 
   asio::cancellation_signal signal_;
   std::shared_ptr<cooperator_core> core_;  // set by make_task; what the waits report to

@@ -88,10 +88,10 @@ public:
   /// Destroys the user's work (callable or coroutine frame); idempotent.
   virtual void destroy_work() noexcept = 0;
   /// Coroutine work waiting on an operation: emit terminal cancellation to it.
-  virtual void cancel_wait() noexcept {}
+  virtual void cancel_awaited() noexcept {}
   /// Coroutine work whose pending operation is gone without completing: no cancellation
   /// may reach it any more.
-  virtual void forget_wait() noexcept {}
+  virtual void forget_awaited() noexcept {}
 
   /// State and pause count (see namespace control); any thread.
   std::atomic<std::uint32_t> control_{0};
@@ -104,11 +104,11 @@ public:
   waiter_base* waiters_ = nullptr;
   std::exception_ptr failure_;              // what a failed task failed with (set before
                                             // control_ says failed)
-  std::uint32_t wait_generation_ = 0;       // which awaited operation is pending
+  std::uint32_t await_generation_ = 0;       // which awaited operation is pending
   std::uint32_t slot_ = 0;                  // index in the runnable or the parked ring
   task_place place_ = task_place::none;
   bool retired_ = false;                    // finished and gone from the cooperator
-  bool waiting_ = false;                    // coroutine work: waiting on an operation
+  bool awaiting_ = false;                    // coroutine work: waiting on an operation
 
 protected:
   task_base() = default;

@@ -137,7 +137,7 @@ private:
         if (!!(type & (asio::cancellation_type::terminal | asio::cancellation_type::partial)))
           core.cancel_task(*op->task_);
       } else if (!!(type & asio::cancellation_type::all)) {
-        core.cancel_wait(*op->task_, *op);
+        core.cancel_waiter(*op->task_, *op);
       }
     }
   };
