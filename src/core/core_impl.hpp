@@ -18,6 +18,7 @@
 #include <coop/cooperator_options.hpp>
 #include <coop/detail/cooperator_core.hpp>
 #include <coop/detail/in_place_walk.hpp>
+#include "round_robin.hpp"
 #include "run_ring.hpp"
 #include <coop/detail/task_base.hpp>
 #include <coop/error.hpp>
@@ -271,7 +272,7 @@ private:
   // The task whose unit has just ended, while the requests left during that unit are
   // applied: a resume from another thread during its unit sends it behind the others.
   task_base* unit_just_ended_ = nullptr;
-  run_ring runnable_;
+  round_robin policy_;                // the runnable tasks, and whose turn is next
   run_ring parked_;                   // paused or waiting on an operation
   std::size_t task_count_ = 0;        // tasks added and not yet retired
   std::uint32_t check_interval_ = 1;  // units between clock reads, adapted per tick

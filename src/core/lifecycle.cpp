@@ -85,7 +85,7 @@ void core_impl::reserve_room() {
   // grows takes the cursor back first, and the task settled next raises changed_bit
   // (make_runnable or retire), which ends the walk after this unit.
   parked_.reserve(task_count_ + 1);
-  runnable_.reserve(task_count_ + 1);
+  policy_.reserve(task_count_ + 1);
 }
 
 void core_impl::admit_from_outside(task_base& t) {
@@ -135,7 +135,7 @@ void core_impl::start() {
   lock l(*this);
   stopped_ = false;
   running_.store(true, std::memory_order_relaxed);
-  if (!runnable_.empty() && !in_tick_) schedule_tick();
+  if (!policy_.empty() && !in_tick_) schedule_tick();
 }
 
 void core_impl::stop() noexcept {
@@ -154,7 +154,7 @@ void core_impl::stop_locked() noexcept {
   drain_inbox();
   // retire() unlinks before it runs any user code (work destructors), so re-entrant
   // calls see consistent lists; take the front again each time.
-  while (task_base* t = runnable_.any()) {
+  while (task_base* t = policy_.any()) {
     try_finish(*t, task_state::scheduler_stopped);
     retire(*t);
   }

@@ -20,7 +20,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
   if (requeue && t.place_ == task_place::runnable && t.control_.load(std::memory_order_acquire) == 0) {
     // The common resume: a lazy pause left the task in the order (active, unpaused, no
     // requeue bit pending, so not waiting): it moves to the end. The general case below.
-    runnable_.unlink(t);
+    policy_.leave(t);
     make_runnable(t);
     return;
   }
@@ -45,7 +45,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
   else if (control::pauses(c) > 0 || t.awaiting_) park(t);
   else if (requeue && t.place_ == task_place::runnable) {
     // Resumed while a lazy pause left it in the order: it joins at the end.
-    runnable_.unlink(t);
+    policy_.leave(t);
     make_runnable(t);
   } else if (t.place_ != task_place::runnable) {
     if (stopped_) {
@@ -61,7 +61,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
 
 void core_impl::park(task_base& t) noexcept {
   if (t.place_ == task_place::parked) return;
-  if (t.place_ == task_place::runnable) runnable_.unlink(t);
+  if (t.place_ == task_place::runnable) policy_.leave(t);
   parked_.push_back(t);
   t.place_ = task_place::parked;
   note_change();
@@ -70,7 +70,7 @@ void core_impl::park(task_base& t) noexcept {
 void core_impl::make_runnable(task_base& t) noexcept {
   // The task whose unit is running goes behind the others (its next turn); so does the
   // one whose unit has just ended while the requests left during that unit are applied.
-  runnable_.push_back(t, &t != current() && &t != unit_just_ended_);
+  policy_.join(t, &t != current() && &t != unit_just_ended_);
   t.place_ = task_place::runnable;
   note_change();
 }
@@ -80,7 +80,7 @@ void core_impl::retire(task_base& t) noexcept {
   t.retired_ = true;
   if (&t == unit_just_ended_) unit_just_ended_ = nullptr;  // it may be freed below
   --task_count_;
-  if (t.place_ == task_place::runnable) runnable_.unlink(t);
+  if (t.place_ == task_place::runnable) policy_.leave(t);
   else if (t.place_ == task_place::parked) parked_.unlink(t);
   t.place_ = task_place::none;
   note_change();

@@ -40,7 +40,7 @@ void core_impl::retry() noexcept {
   }
   if (tick_lost_) {
     tick_lost_ = false;
-    if (running_.load(std::memory_order_relaxed) && !runnable_.empty() && !in_tick_) try_schedule_tick();
+    if (running_.load(std::memory_order_relaxed) && !policy_.empty() && !in_tick_) try_schedule_tick();
   }
 }
 

@@ -122,7 +122,7 @@ void core_impl::run_tick() noexcept {
   tick_posted_ = false;
   interrupt_.fetch_and(~stop_bit, std::memory_order_relaxed);
   drain_inbox();
-  if (!running_.load(std::memory_order_relaxed) || runnable_.empty()) return;
+  if (!running_.load(std::memory_order_relaxed) || policy_.empty()) return;
   in_tick_ = true;
   // Pairs with wait_out_unit(): a caller that reads an even epoch changed the control
   // word before this point, so every claim below sees the change. Only the lock holder
@@ -136,7 +136,7 @@ void core_impl::run_tick() noexcept {
   in_tick_ = false;
   drain_inbox();
   unit_just_ended_ = nullptr;
-  if (running_.load(std::memory_order_relaxed) && !runnable_.empty()) {
+  if (running_.load(std::memory_order_relaxed) && !policy_.empty()) {
     try {
       schedule_tick(true);
     } catch (...) {
@@ -152,7 +152,7 @@ void core_impl::run_units_until_predicate() noexcept {
     predicate = termination_();
   } catch (...) {
   }
-  while (task_base* t = runnable_.next_in_round()) {
+  while (task_base* t = policy_.next()) {
     if (!claim(*t, asymmetric_fences_)) {
       running_task_.store(nullptr, std::memory_order_release);
       update_placement(*t);  // paused or finished from another thread: it must not run
@@ -202,13 +202,13 @@ void core_impl::run_units_for_slice() noexcept {
     ran = nullptr;
     update_placement(u);
   };
-  while (task_base* t = runnable_.next_in_round()) {
+  while (task_base* t = policy_.next()) {
     if (!claim(*t, fences)) [[unlikely]] {
       refuse(*t);
       continue;
     }
     ran = t;
-    if (runnable_.single()) {
+    if (policy_.lone()) {
       // A lone task runs a batch of units inside its own run(): no virtual call per
       // unit. Any change ends the batch through interrupt_ or its control_.
       const run_result r = t->run(until_check, interrupt_);
@@ -234,14 +234,14 @@ void core_impl::run_units_for_slice() noexcept {
         // moved; the ring took the cursor back before the change. A run of one type is
         // one virtual call; a change of type hands over to the next type's walk.
         in_place_walk w{.running = &running_task_, .interrupt = &interrupt_, .fences = fences};
-        if (runnable_.start_walk(w, until_check)) {
+        if (policy_.start_walk(w, until_check)) {
           // On while a task is in place at the cursor and nothing happened.
           while (w.next != w.stop && *w.next) {
             outcome = (*w.next)->run_turns(w);
             if (w.refused || outcome != run_outcome::more || interrupt_.load(std::memory_order_acquire))
               break;
           }
-          runnable_.end_walk();
+          policy_.end_walk();
           until_check -= static_cast<std::uint32_t>(w.passed) - (w.refused ? 1 : 0);
         }
         if (w.last) {

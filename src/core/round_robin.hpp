@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: BSL-1.0
+// The scheduling policy: which runnable task takes the next turn, and how a turn may run
+// more than one unit. The tick asks only this class which task runs next, and placement
+// tells only this class when a task becomes runnable or stops being runnable; a policy
+// with shares or fairness by time replaces this class and touches neither.
+//
+// This one is Twisted's Cooperator: round-robin in join order, one unit per turn. A task
+// that joins while a round is under way takes its turn in that round (Twisted's list
+// iterator). Two shortcuts keep a unit cheap and change nothing observable: a lone task
+// runs a batch of units in one turn (no virtual call per unit), and the tasks in place
+// after the current one may take their turns in their own type's code (in_place_walk.hpp).
+#pragma once
+
+#include "run_ring.hpp"
+
+#include <coop/detail/in_place_walk.hpp>
+#include <coop/detail/task_base.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace coop::detail {
+
+class round_robin {
+public:
+  bool empty() const noexcept { return ring_.empty(); }
+  /// Room for `tasks` runnable tasks, so join() never allocates. Throws when out of
+  /// memory, with nothing changed.
+  void reserve(std::size_t tasks) { ring_.reserve(tasks); }
+
+  /// `t` becomes runnable: it joins at the end of the order. `this_round` false (the task
+  /// whose unit is running or has just ended): it lets every other task have its turn
+  /// before its next one, even when the round is at its end.
+  void join(task_base& t, bool this_round) noexcept { ring_.push_back(t, this_round); }
+  /// `t` stops being runnable (paused, awaiting an operation, finished, resumed to the end).
+  void leave(task_base& t) noexcept { ring_.unlink(t); }
+  /// Some runnable task, for stopping them all; null when none.
+  task_base* any() noexcept { return ring_.any(); }
+
+  /// The task whose turn comes next; null when none is runnable.
+  task_base* next() noexcept { return ring_.next_in_round(); }
+  /// The task just returned by next() is the only runnable one: its turn may run many
+  /// units, until anything changes.
+  bool lone() const noexcept { return ring_.single(); }
+  /// Lets the tasks after the one just returned by next() take their turns in place, at
+  /// most `units` of them, through `w` (in_place_walk.hpp), until end_walk(); false when
+  /// they cannot (then the tick asks next() for each).
+  bool start_walk(in_place_walk& w, std::uint32_t units) noexcept { return ring_.start_walk(w, units); }
+  void end_walk() noexcept { ring_.end_walk(); }
+
+private:
+  run_ring ring_;
+};
+
+}  // namespace coop::detail
