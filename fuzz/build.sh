@@ -52,8 +52,8 @@ if ! "$cxx" $flags $includes -c "$here/fuzz_ops.cpp" -o "$out/fuzz_ops.o" 2>"$ou
   fi
 fi
 objects="$out/fuzz_ops.o"
-for source in "$root"/src/*.cpp; do
-  object="$out/$(basename "$source" .cpp).o"
+for source in "$root"/src/*.cpp "$root"/src/*/*.cpp; do
+  object="$out/$(basename "$(dirname "$source")")-$(basename "$source" .cpp).o"
   # shellcheck disable=SC2086
   "$cxx" $flags $includes -c "$source" -o "$object"
   objects="$objects $object"
