@@ -52,7 +52,20 @@ struct steps_promise_base {
     static_assert(detail::is_async_operation<std::decay_t<Operation>>,
                   "coop::steps: co_yield takes coop::next or an Asio operation made with "
                   "asio::deferred (e.g. timer.async_wait(asio::deferred))");
-    return detail::operation_awaiter<std::decay_t<Operation>>(*task_, std::forward<Operation>(op));
+    if constexpr (detail::is_async_operation<std::decay_t<Operation>>)
+      return detail::operation_awaiter<std::decay_t<Operation>>(*task_, std::forward<Operation>(op));
+    else
+      return std::suspend_never{};  // after the static_assert: no follow-on errors
+  }
+
+  // A unit ends only at co_yield, so that the cooperator decides when the next one runs;
+  // co_await would suspend the coroutine behind the cooperator's back.
+  template <class Awaited>
+  std::suspend_never await_transform(Awaited&&) noexcept {
+    static_assert(sizeof(Awaited) == 0,
+                  "coop::steps: use co_yield, not co_await: `co_yield coop::next;` ends a unit, "
+                  "`auto r = co_yield op;` waits for an Asio operation made with asio::deferred");
+    return {};
   }
 };
 

@@ -21,48 +21,26 @@
 
 namespace coop::detail {
 
-// ---- finding an operation's completion signature -------------------------------------
+namespace asio = boost::asio;
 
-/// A completion token whose async_result reports the signatures instead of initiating.
-struct signature_probe {};
-template <class... Signatures> struct probed_signatures {};
+// ---- an operation's completion signature (Asio's own traits) -------------------------
 
-}  // namespace coop::detail
-
-template <class... Signatures>
-struct boost::asio::async_result<coop::detail::signature_probe, Signatures...> {
-  template <class Initiation, class... Args>
-  static coop::detail::probed_signatures<Signatures...> initiate(Initiation&&, coop::detail::signature_probe,
-                                                                 Args&&...) {
-    return {};
-  }
-};
-
-namespace coop::detail {
-
-template <class Op>
-concept probeable_operation = requires(Op op) { std::move(op)(signature_probe{}); };
-
-template <class Probed> struct single_signature {
-  static constexpr bool ok = false;
-};
-template <class R, class... Args> struct single_signature<probed_signatures<R(Args...)>> {
-  static constexpr bool ok = true;
+/// The operation's one completion signature, as void(Args...).
+template <class Signature> struct plain_signature;
+template <class R, class... Args> struct plain_signature<R(Args...)> {
   using type = void(Args...);
 };
 
-template <class Op> struct operation_signature;
-template <probeable_operation Op> struct operation_signature<Op> {
-  using probed = decltype(std::declval<Op>()(signature_probe{}));
-  static constexpr bool ok = single_signature<probed>::ok;
-  using type = typename single_signature<probed>::type;
-};
-
 template <class Op>
-concept async_operation_with_one_signature = probeable_operation<Op> && operation_signature<Op>::ok;
+concept async_operation_with_one_signature =
+    asio::is_async_operation<Op>::value && requires { typename asio::completion_signature_of<Op>::type; };
 
 template <class Op>
 inline constexpr bool is_async_operation = async_operation_with_one_signature<Op>;
+
+template <class Op> struct operation_signature {
+  using type = typename plain_signature<typename asio::completion_signature_of<Op>::type>::type;
+};
 
 // ---- splitting a completion into failure and value -----------------------------------
 
