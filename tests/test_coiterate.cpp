@@ -9,6 +9,8 @@
 
 #include "support/exception_kind.hpp"
 #include "support/io_context_drive.hpp"
+#include "support/once_handler.hpp"
+#include "support/one_unit_per_tick.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -37,6 +39,11 @@ namespace asio = boost::asio;
 
 namespace {
 
+using coop_test::calls_on_moved_from;
+using coop_test::once_handler;
+using coop_test::one_unit_per_tick;
+using coop_test::record;
+
 // "null", the exact dynamic type of a std::exception, or "non-std exception".
 using coop_test::kind;
 
@@ -53,56 +60,6 @@ int unit_error_id(const std::exception_ptr& ep) {
   } catch (...) {
     return -1;
   }
-}
-
-struct record {
-  int calls = 0;
-  int dropped = 0;   // destroyed without ever being invoked
-  std::exception_ptr result;
-};
-
-std::atomic<int> calls_on_moved_from{0};
-
-// A move-only handler for void(std::exception_ptr) that counts invocations and being
-// dropped without one.
-class once_handler {
-public:
-  explicit once_handler(std::shared_ptr<record> r, std::function<void(std::exception_ptr)> then = {})
-      : record_(std::move(r)), then_(std::move(then)) {}
-  once_handler(once_handler&& other) noexcept
-      : record_(std::move(other.record_)), then_(std::move(other.then_)), invoked_(other.invoked_) {}
-  once_handler& operator=(once_handler&&) = delete;
-  ~once_handler() {
-    if (record_ && !invoked_) ++record_->dropped;
-  }
-  void operator()(std::exception_ptr ep) {
-    if (!record_) {
-      ++calls_on_moved_from;
-      return;
-    }
-    invoked_ = true;
-    ++record_->calls;
-    record_->result = ep;
-    if (then_) then_(ep);
-  }
-
-private:
-  std::shared_ptr<record> record_;
-  std::function<void(std::exception_ptr)> then_;
-  bool invoked_ = false;
-};
-
-#define CHECK_ONCE(rec)                                \
-  do {                                                 \
-    BOOST_TEST((rec)->calls == 1);                     \
-    BOOST_TEST((rec)->dropped == 0);                   \
-    BOOST_TEST(calls_on_moved_from.load() == 0);       \
-  } while (false)
-
-coop::cooperator_options one_unit_per_tick() {
-  coop::cooperator_options options;
-  options.termination = [] { return [] { return true; }; };
-  return options;
 }
 
 // Work that completes with its n-th unit, counting units into `count`.

@@ -9,6 +9,7 @@
 
 #include "support/exception_kind.hpp"
 #include "support/io_context_drive.hpp"
+#include "support/one_unit_per_tick.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -43,17 +44,13 @@ using coop_test::kind;
 
 namespace {
 
+using coop_test::one_unit_per_tick;
+
 struct unit_error : std::runtime_error {
   unit_error() : std::runtime_error("unit_error") {}
 };
 
 using coop_test::is_operation_aborted;
-
-coop::cooperator_options one_unit_per_tick() {
-  coop::cooperator_options options;
-  options.termination = [] { return [] { return true; }; };
-  return options;
-}
 
 using coop_test::drain;       // support/io_context_drive.hpp
 using coop_test::poll_until;
