@@ -62,12 +62,13 @@ public:
   explicit operator bool() const noexcept { return static_cast<bool>(task_); }
   friend bool operator==(const cooperative_task&, const cooperative_task&) = default;
 
-  /// Internal: adopts a task reference; `core` is the task's cooperator.
+private:
+  friend class cooperator;  // makes handles
+  template <class> friend class result_task;
+  /// Adopts a task reference; `core` is the task's cooperator.
   cooperative_task(std::shared_ptr<detail::cooperator_core> core, detail::task_ptr task) noexcept
       : core_(std::move(core)), task_(std::move(task)) {}
 
-private:
-  template <class> friend class result_task;
   std::shared_ptr<detail::cooperator_core> core_;  // kept here, not in the task: see task_base.hpp
   detail::task_ptr task_;
 };

@@ -75,12 +75,13 @@ public:
         detail::initiate_when_done<T>(core_, task_, result_), token, false);
   }
 
-  /// Internal: adopts a task reference and its result slot.
+private:
+  friend class cooperator;  // makes handles
+  /// Adopts a task reference and its result slot.
   result_task(std::shared_ptr<detail::cooperator_core> core, detail::task_ptr task,
               detail::result_slot<T>* result) noexcept
       : cooperative_task(std::move(core), std::move(task)), result_(result) {}
 
-private:
   detail::result_slot<T>* result_ = nullptr;  // inside the task, which task_ keeps alive
 };
 
