@@ -3,15 +3,17 @@
 # suite normally, again under ASan+UBSan in the shake-out mode, the threaded tests under
 # TSan, one suite with Networking TS executors as Asio's default, fuzzes the
 # operation sequences for a minute (libFuzzer, clang-14), and checks that
-# an outside project can consume coop by find_package() and by add_subdirectory().
+# the library builds alone with BUILD_TESTING=OFF and that an outside project can consume
+# it by find_package(), add_subdirectory(), pkg-config and an unpacked .deb.
 # Build trees go to ${COOP_BUILD_ROOT:-build}/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-out=${COOP_BUILD_ROOT:-$root/build}
+out=$(realpath -m "${COOP_BUILD_ROOT:-$root/build}")  # absolute: steps cd elsewhere
 jobs=${COOP_JOBS:-$(nproc)}
 # clang-14 and its runtime (libclang-rt-14-dev) for the libFuzzer step; GCC has no libFuzzer.
-scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev clang-14 libclang-rt-14-dev
+# pkgconf: the pkg-config consumer of the packaging step.
+scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev clang-14 libclang-rt-14-dev pkgconf
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -51,7 +53,17 @@ ctest --test-dir "$out/ts" --output-on-failure -R '^test_ts_executors$'
 step "fuzzing: libFuzzer over operation sequences, ${COOP_FUZZ_SECONDS:-60} s (ASan+UBSan)"
 fuzz/run.sh "${COOP_FUZZ_SECONDS:-60}" "$out/fuzz"
 
-step "packaging: cmake --install + find_package, and add_subdirectory"
+step "packaging: the library alone, find_package, add_subdirectory, pkg-config, a .deb"
+# BUILD_TESTING=OFF (what distributions pass) builds the library and nothing else, and
+# needs no Boost.Test.
+rm -rf "$out/library-only"
+cmake -S . -B "$out/library-only" --no-warn-unused-cli -DBUILD_TESTING=OFF \
+  -DCMAKE_DISABLE_FIND_PACKAGE_boost_unit_test_framework=ON >/dev/null
+cmake --build "$out/library-only" -j"$jobs"
+built=$(find "$out/library-only" -type f \( -name '*.a' -o -name '*.so*' -o -perm -u+x \) \
+  -newer "$out/library-only/CMakeCache.txt" ! -path '*/CMakeFiles/*' -printf '%f\n' | sort | tr '\n' ' ')
+[ "$built" = "libcoop.a " ] || { echo "BUILD_TESTING=OFF built more than the library: $built" >&2; exit 1; }
+
 rm -rf "$out/prefix"
 cmake --install "$out/normal" --prefix "$out/prefix" >/dev/null
 cmake -S tests/consumer -B "$out/consumer-installed" -DCMAKE_PREFIX_PATH="$out/prefix" >/dev/null
@@ -60,5 +72,22 @@ cmake --build "$out/consumer-installed" -j"$jobs"
 cmake -S tests/consumer -B "$out/consumer-subdir" -DCOOP_SOURCE_DIR="$root" >/dev/null
 cmake --build "$out/consumer-subdir" -j"$jobs"
 "$out/consumer-subdir/consumer"
+
+# pkg-config, as a build that is not CMake's would use it.
+pc_dir=$(dirname "$(find "$out/prefix" -name coop.pc)")
+# shellcheck disable=SC2046
+g++ -Wall -Wextra tests/consumer/main.cpp -o "$out/consumer-pkg-config" \
+  $(PKG_CONFIG_PATH="$pc_dir" pkg-config --cflags --libs coop)
+"$out/consumer-pkg-config"
+
+# The .deb: unpacked (no root needed) and consumed by find_package.
+rm -rf "$out/deb" "$out/deb-root"
+(cd "$out/normal" && cpack -G DEB -B "$out/deb" >/dev/null)
+deb=$(find "$out/deb" -maxdepth 1 -name '*.deb')
+dpkg-deb -x "$deb" "$out/deb-root"
+cmake -S tests/consumer -B "$out/consumer-deb" -DCMAKE_PREFIX_PATH="$out/deb-root/usr" >/dev/null
+cmake --build "$out/consumer-deb" -j"$jobs"
+"$out/consumer-deb/consumer"
+echo "packaging: $(basename "$deb"): $(dpkg-deb -c "$deb" | wc -l) entries"
 
 step "all tests passed"

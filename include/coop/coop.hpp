@@ -10,3 +10,4 @@
 #include <coop/result_task.hpp>
 #include <coop/step.hpp>
 #include <coop/steps.hpp>
+#include <coop/version.hpp>

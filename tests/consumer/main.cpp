@@ -14,6 +14,7 @@ int main() {
   cooperator.cooperate([&] { return ++units == 10 ? coop::step::done : coop::step::more; })
       .when_done([&](std::exception_ptr e) { done = !e; });
   io.run();
-  std::printf("consumer: %d units, %s\n", units, done ? "done" : "NOT DONE");
+  std::printf("consumer of coop %d.%d.%d: %d units, %s\n", COOP_VERSION_MAJOR, COOP_VERSION_MINOR,
+              COOP_VERSION_PATCH, units, done ? "done" : "NOT DONE");
   return units == 10 && done ? 0 : 1;
 }
