@@ -8,6 +8,8 @@
 #include <coop/step.hpp>
 #include <coop/steps.hpp>
 
+#include <boost/asio/awaitable.hpp>
+
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -62,15 +64,51 @@ template <class T> struct made_task {
   result_slot<T>* result;
 };
 
+template <class W>
+inline constexpr bool is_work = std::is_same_v<W, steps> || is_steps_of<W>::value || is_step_callable<W> ||
+                                is_steps_callable<W> || steps_of_callable<W> || is_returning_work<W>::value;
+
+template <class> inline constexpr bool always_false = false;
+template <class T> struct is_awaitable : std::false_type {};
+template <class T, class Executor> struct is_awaitable<asio::awaitable<T, Executor>> : std::true_type {};
+
+/// One readable error for work that is not work; the compiler names `Returned` (what the
+/// callable returns) in the instantiation above the message.
+template <class Returned> constexpr bool diagnose_work_returning() {
+  if constexpr (std::is_same_v<Returned, bool>)
+    static_assert(always_false<Returned>,
+                  "coop: the work returns bool; a unit returns coop::step::more (call me again) or "
+                  "coop::step::done (finished)");
+  else if constexpr (std::is_void_v<Returned>)
+    static_assert(always_false<Returned>,
+                  "coop: the work returns void; a unit returns coop::step::more (call me again) or "
+                  "coop::step::done (finished)");
+  else if constexpr (is_awaitable<Returned>::value)
+    static_assert(always_false<Returned>,
+                  "coop: the work returns asio::awaitable, which coop cannot run a unit at a time; write a "
+                  "coop::steps coroutine instead (co_yield coop::next ends a unit, co_yield op waits for an "
+                  "Asio operation made with asio::deferred)");
+  else
+    static_assert(always_false<Returned>,
+                  "coop: work must return coop::step (a callable), be a coop::steps or steps_of<T> "
+                  "coroutine (or a callable returning one), or coop::returning(callable); this work "
+                  "returns the type `Returned` named above");
+  return true;
+}
+
 /// A `new` task of `core` holding `work`, with one reference (the caller's).
 template <class Work>
 made_task<work_result_t<Work>> make_task_with_result(Work&& work, const std::shared_ptr<cooperator_core>& core) {
   using W = std::decay_t<Work>;
-  static_assert(std::is_same_v<W, steps> || is_steps_of<W>::value || is_step_callable<W> || is_steps_callable<W> ||
-                    steps_of_callable<W> || is_returning_work<W>::value,
-                "coop: work must be a callable returning coop::step, a coop::steps (or steps_of<T>) "
-                "coroutine, a callable returning one, or coop::returning(callable)");
-  if constexpr (is_returning_work<W>::value) {
+  if constexpr (!is_work<W>) {
+    if constexpr (std::is_invocable_v<W&>)
+      static_assert(diagnose_work_returning<std::invoke_result_t<W&>>());
+    else
+      static_assert(always_false<W>,
+                    "coop: work must be callable with no arguments (one call is one unit), a coop::steps "
+                    "or steps_of<T> coroutine, or coop::returning(callable)");
+    return {};  // after the error: nothing more to report
+  } else if constexpr (is_returning_work<W>::value) {
     using inner = std::remove_cvref_t<decltype(work.work)>;
     if constexpr (is_std_function<inner>::value || std::is_pointer_v<inner>) {
       if (!work.work) throw std::invalid_argument("coop: cooperate() needs work, got an empty function");
