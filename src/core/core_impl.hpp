@@ -70,66 +70,36 @@ public:
   core_impl(const asio::any_io_executor& ex, cooperator_options options);
   ~core_impl();
 
-  /// The strand; once the execution context has shut down, a strand on a context that
-  /// destroys whatever is submitted to it (the real one must die with its service).
+  // ---- the interface's members (include/coop/detail/cooperator_core.hpp says what each
+  // does); cooperator_core.cpp forwards them here ----
   executor_type get_executor() const noexcept {
     std::lock_guard l(strand_mutex_);  // any thread, at any time: context_shutdown() resets it
     return strand_ ? *strand_ : detached_strand();
   }
   bool running() const noexcept { return running_.load(std::memory_order_relaxed); }
-
-  /// Takes over the cooperator's reference to `t` (a fresh task). A stopped cooperator
-  /// finishes it at once with scheduler_stopped. Throws std::bad_alloc with nothing
-  /// changed when the tick cannot be queued.
   void add(task_base& t);
   void start();
   void stop() noexcept;
+  boost::system::error_code pause(task_base& t) noexcept;
+  boost::system::error_code resume(task_base& t) noexcept;
+  boost::system::error_code stop(task_base& t) noexcept;
+  void when_done(task_base& t, waiter_base& w) noexcept;
+  void cancel_waiter(task_base& t, waiter_base& w) noexcept;
+  void cancel_task(task_base& t) noexcept;
+  void redeliver(waiter_base& w, std::exception_ptr result) noexcept;
+  std::uint32_t begin_await(task_base& t) noexcept;
+  void undo_await(task_base& t) noexcept;
+  void end_await(task_base& t, std::uint32_t generation, std::exception_ptr failure, void (*deliver)(void*),
+                 void* arg) noexcept;
+  void await_abandoned(task_base& t, std::uint32_t generation) noexcept;
+  void await_dropped(task_base& t, std::uint32_t generation) noexcept;
+  bool await_pending(const task_base& t, std::uint32_t generation) noexcept;
+
+  // ---- the library's own ----
   /// The execution context is shutting down: stop(), destroying parked waiters instead
   /// of invoking them, and give up the strand while its service still exists (handles
   /// may keep this core alive past the context).
   void context_shutdown() noexcept;
-
-  // Task control; each returns the failure, or a default error_code on success.
-  boost::system::error_code pause(task_base& t) noexcept;
-  boost::system::error_code resume(task_base& t) noexcept;
-  boost::system::error_code stop(task_base& t) noexcept;
-
-  /// Parks `w` on `t`, or completes it at once (posted) when `t` has finished.
-  void when_done(task_base& t, waiter_base& w) noexcept;
-  /// Cancellation of a parked when_done: completes it with operation_aborted if still parked.
-  void cancel_waiter(task_base& t, waiter_base& w) noexcept;
-  /// Cancellation bound to coiterate: stops the task if it still runs.
-  void cancel_task(task_base& t) noexcept;
-
-  /// Coroutine work (called from its own unit): the unit yielded an operation; the task
-  /// leaves the run order. Returns the wait's generation, or 0 when the task has already
-  /// finished (the unit stopped it): then the operation must not be started.
-  std::uint32_t begin_await(task_base& t) noexcept;
-  /// The operation's initiation threw: the task is back in the run order as if it had not
-  /// yielded (the exception goes on into the coroutine).
-  void undo_await(task_base& t) noexcept;
-  /// The awaited operation completed. A failure finishes the task with `failure`;
-  /// otherwise, if the task is still active, `deliver(arg)` stores the result (under the
-  /// lock, so a concurrent stop() cannot destroy the coroutine frame meanwhile) and the
-  /// task rejoins the run order unless the user paused it.
-  void end_await(task_base& t, std::uint32_t generation, std::exception_ptr failure, void (*deliver)(void*),
-                void* arg) noexcept;
-  /// The awaited operation's initiation gave up its handler without calling it: the
-  /// task fails with operation_aborted.
-  void await_abandoned(task_base& t, std::uint32_t generation) noexcept;
-  /// The awaited operation's handler was destroyed without being called, after the
-  /// initiation. That is either an operation giving up (the task fails, as above) or the
-  /// execution context shutting down, which destroys pending operations service by
-  /// service, newest first, so possibly before it stops this cooperator (the task then
-  /// finishes scheduler_stopped). Decided by a check posted to the strand: while the
-  /// context shuts down no handler runs, and the check is destroyed after the context
-  /// has stopped this cooperator.
-  void await_dropped(task_base& t, std::uint32_t generation) noexcept;
-  bool await_pending(const task_base& t, std::uint32_t generation) noexcept;
-
-  /// Completes `w` again: its completion was dropped after leaving the lock (out of
-  /// memory while entering the handler's strand). Kept for a later retry if that fails too.
-  void redeliver(waiter_base& w, std::exception_ptr result) noexcept;
 
   /// The strand, unless the execution context has shut down.
   std::optional<executor_type> live_strand() const noexcept {
