@@ -4,7 +4,8 @@
 # TSan, one suite with Networking TS executors as Asio's default, fuzzes the
 # operation sequences for a minute (libFuzzer, clang-14), and checks that
 # the library builds alone with BUILD_TESTING=OFF and that an outside project can consume
-# it by find_package(), add_subdirectory(), pkg-config and an unpacked .deb.
+# it by find_package(), add_subdirectory(), pkg-config and an unpacked .deb; builds the
+# API reference (Doxygen, no undocumented public entity).
 # Build trees go to ${COOP_BUILD_ROOT:-build}/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +13,8 @@ root=$(pwd)
 out=$(realpath -m "${COOP_BUILD_ROOT:-$root/build}")  # absolute: steps cd elsewhere
 jobs=${COOP_JOBS:-$(nproc)}
 # clang-14 and its runtime (libclang-rt-14-dev) for the libFuzzer step; GCC has no libFuzzer.
-# pkgconf: the pkg-config consumer of the packaging step.
-scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev clang-14 libclang-rt-14-dev pkgconf
+# pkgconf: the pkg-config consumer of the packaging step; doxygen: the API reference.
+scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev clang-14 libclang-rt-14-dev pkgconf doxygen
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -89,5 +90,8 @@ cmake -S tests/consumer -B "$out/consumer-deb" -DCMAKE_PREFIX_PATH="$out/deb-roo
 cmake --build "$out/consumer-deb" -j"$jobs"
 "$out/consumer-deb/consumer"
 echo "packaging: $(basename "$deb"): $(dpkg-deb -c "$deb" | wc -l) entries"
+
+step "API reference: Doxygen over the public headers, a warning is an error"
+scripts/api-docs.sh "$out/api-docs"
 
 step "all tests passed"

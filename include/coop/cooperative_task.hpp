@@ -53,13 +53,16 @@ public:
   /// Finishes the task with task_stopped; throws like pause() when already finished.
   void stop();
 
-  /// Non-throwing forms: set `ec` (a coop::error) instead of throwing, clear it on success.
+  /// pause() that sets `ec` (a coop::error) instead of throwing, and clears it on success.
   void pause(boost::system::error_code& ec) noexcept;
+  /// resume() that sets `ec` (a coop::error) instead of throwing, and clears it on success.
   void resume(boost::system::error_code& ec) noexcept;
+  /// stop() that sets `ec` (a coop::error) instead of throwing, and clears it on success.
   void stop(boost::system::error_code& ec) noexcept;
 
   /// Whether the handle refers to a task.
   explicit operator bool() const noexcept { return static_cast<bool>(task_); }
+  /// Handles are equal when they refer to the same task, or are both empty.
   friend bool operator==(const cooperative_task&, const cooperative_task&) = default;
 
 private:

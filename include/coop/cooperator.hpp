@@ -29,8 +29,11 @@ namespace asio = boost::asio;
 /// concurrently.
 class cooperator {
 public:
+  /// The strand the units and the ticks run on.
   using executor_type = asio::strand<asio::any_io_executor>;
 
+  /// A cooperator whose ticks run on a new strand of `ex`; started unless
+  /// `options.started` is false.
   explicit cooperator(const asio::any_io_executor& ex, cooperator_options options = {});
 
   /// From an execution context (io_context, thread_pool, ...): uses its executor.

@@ -7,6 +7,8 @@
 
 namespace coop {
 
+/// How a cooperator slices its ticks; usable with designated initializers
+/// (`coop::cooperator c(io, {.slice = 500us});`).
 struct cooperator_options {
   /// Time budget of one tick. The clock is read every few units, adaptively, so that a
   /// tick overshoots its slice by at most a few microseconds plus one unit.

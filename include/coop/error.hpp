@@ -21,14 +21,18 @@ public:
 /// The cooperator was stopped (or destroyed) before the task finished.
 class scheduler_stopped : public scheduler_error {
 public:
+  /// With the library's message.
   scheduler_stopped() : scheduler_error("coop: the cooperator was stopped before the task finished") {}
+  /// With the message given.
   using scheduler_error::scheduler_error;
 };
 
 /// The task has already finished; the subclass says how.
 class task_finished : public scheduler_error {
 public:
+  /// With the library's message.
   task_finished() : scheduler_error("coop: the task has already finished") {}
+  /// With the message given.
   using scheduler_error::scheduler_error;
 };
 
@@ -77,5 +81,7 @@ inline boost::system::error_code make_error_code(error e) noexcept {
 
 }  // namespace coop
 
+/// @cond
 template <>
 struct boost::system::is_error_code_enum<coop::error> : std::true_type {};
+/// @endcond

@@ -123,7 +123,9 @@ private:
 /// The return type of a coroutine used as work. Starts suspended; move-only owner of the
 /// coroutine frame until cooperate() takes it.
 class [[nodiscard]] steps : public detail::steps_frame_owner<steps, void> {
+  /// @cond
   friend promise_type;
+  /// @endcond
   using steps_frame_owner::steps_frame_owner;
 };
 
@@ -146,10 +148,13 @@ class [[nodiscard]] steps_of : public detail::steps_frame_owner<steps_of<T>, T> 
   static_assert(std::is_move_constructible_v<T>,
                 "coop::steps_of<T>: T must be move-constructible (the value is moved into the completion)");
   using base = detail::steps_frame_owner<steps_of<T>, T>;
+  /// @cond
   friend typename base::promise_type;
+  /// @endcond
   using base::base;
 
 public:
+  /// What the coroutine co_returns.
   using value_type = T;
 };
 
