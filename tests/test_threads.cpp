@@ -58,8 +58,8 @@ struct checks {
 
 // One task as the test sees it. The flags are set only after the pause()/stop() that
 // justifies them has returned, and cleared before the resume() that undoes them.
-struct task_state {
-  explicit task_state(int l) : limit(l) {}
+struct run_state {
+  explicit run_state(int l) : limit(l) {}
   const int limit;
   std::atomic<int> units{0};
   std::atomic<bool> paused_by_test{false};
@@ -72,7 +72,7 @@ struct task_state {
 };
 
 // A unit: checks the invariants at its start, does a little work, counts.
-auto make_work(std::shared_ptr<task_state> state, checks& c, const coop::cooperator& coop) {
+auto make_work(std::shared_ptr<run_state> state, checks& c, const coop::cooperator& coop) {
   return [state = std::move(state), &c, &coop] {
     if (c.in_unit.exchange(true)) ++c.overlapping_units;
     if (state->paused_by_test.load() || state->stopped_by_test.load()) ++c.units_after_pause_or_stop;
@@ -89,7 +89,7 @@ auto make_work(std::shared_ptr<task_state> state, checks& c, const coop::coopera
 // A move-only when_done handler that must run exactly once, on the executor it expects.
 class waiter {
 public:
-  waiter(std::shared_ptr<task_state> state, checks& c, std::function<bool()> on_right_executor)
+  waiter(std::shared_ptr<run_state> state, checks& c, std::function<bool()> on_right_executor)
       : state_(std::move(state)), checks_(&c), on_right_executor_(std::move(on_right_executor)) {
     ++checks_->registered;
     ++state_->waiters;
@@ -134,7 +134,7 @@ public:
   }
 
 private:
-  std::shared_ptr<task_state> state_;
+  std::shared_ptr<run_state> state_;
   checks* checks_;
   std::function<bool()> on_right_executor_;
   bool invoked_ = false;
@@ -169,7 +169,7 @@ private:
 
 // Registers a when_done on `task` with one of three kinds of handler: no executor (must
 // run on the cooperator's strand), bound to the io_context, bound to another strand.
-void wait_on(coop::cooperative_task& task, const std::shared_ptr<task_state>& state, checks& c,
+void wait_on(coop::cooperative_task& task, const std::shared_ptr<run_state>& state, checks& c,
              const coop::cooperator& coop, asio::io_context& io,
              const asio::strand<asio::io_context::executor_type>& other, unsigned choice) {
   switch (choice % 3) {
@@ -203,7 +203,7 @@ void check_counters(const checks& c) {
 }
 
 // Every task has finished, and all its waiters got the result that matches how.
-void check_task_results(const std::vector<std::pair<coop::cooperative_task, std::shared_ptr<task_state>>>& all) {
+void check_task_results(const std::vector<std::pair<coop::cooperative_task, std::shared_ptr<run_state>>>& all) {
   int unfinished = 0, mismatched = 0, over_limit = 0;
   for (const auto& [handle, state] : all) {
     auto task = handle;
@@ -234,7 +234,7 @@ void check_task_results(const std::vector<std::pair<coop::cooperative_task, std:
 struct slot {
   std::mutex mutex;
   std::optional<coop::cooperative_task> task;   // optional: the API has no empty handle
-  std::shared_ptr<task_state> state;
+  std::shared_ptr<run_state> state;
   int pauses = 0;   // pauses the test made and has not resumed yet
 };
 
@@ -246,11 +246,11 @@ void foreign_threads_drive_the_cooperator(coop::cooperator_options options, int 
   checks c;
 
   std::mutex all_mutex;   // guards `all` and orders cooperate() against coop.stop()
-  std::vector<std::pair<coop::cooperative_task, std::shared_ptr<task_state>>> all;
+  std::vector<std::pair<coop::cooperative_task, std::shared_ptr<run_state>>> all;
 
   // Puts a new task in `s` (whose mutex the caller holds, if threads are running).
   auto add_task = [&](slot& s, int limit) {
-    auto state = std::make_shared<task_state>(limit);
+    auto state = std::make_shared<run_state>(limit);
     std::lock_guard lock(all_mutex);
     s.task.emplace(coop.cooperate(make_work(state, c, coop)));
     s.state = state;
@@ -309,7 +309,7 @@ void foreign_threads_drive_the_cooperator(coop::cooperator_options options, int 
           if (rng() % 2) wait_on(*s.task, s.state, c, coop, io, other, rng());
         } else if (op < 990) {               // when_done
           std::optional<coop::cooperative_task> task;
-          std::shared_ptr<task_state> state;
+          std::shared_ptr<run_state> state;
           {
             std::lock_guard lock(s.mutex);
             task = s.task;
@@ -382,13 +382,13 @@ BOOST_AUTO_TEST_CASE(units_and_foreign_threads_call_everything) {
   std::atomic<int> spawned_by_units{0};
 
   // Fixed before any thread starts, read-only afterwards.
-  std::vector<std::pair<coop::cooperative_task, std::shared_ptr<task_state>>> tasks;
+  std::vector<std::pair<coop::cooperative_task, std::shared_ptr<run_state>>> tasks;
   tasks.reserve(task_count);
-  std::vector<std::shared_ptr<task_state>> states;
-  for (int i = 0; i < task_count; ++i) states.push_back(std::make_shared<task_state>(1 << 30));
+  std::vector<std::shared_ptr<run_state>> states;
+  for (int i = 0; i < task_count; ++i) states.push_back(std::make_shared<run_state>(1 << 30));
 
   std::mutex extra_mutex;
-  std::vector<std::pair<coop::cooperative_task, std::shared_ptr<task_state>>> extra;
+  std::vector<std::pair<coop::cooperative_task, std::shared_ptr<run_state>>> extra;
 
   // One random control call on a random task of the fixed set.
   auto act = [&](std::uint64_t r) {
@@ -416,7 +416,7 @@ BOOST_AUTO_TEST_CASE(units_and_foreign_threads_call_everything) {
         break;
       case 4:
         if (spawned_by_units.fetch_add(1) < 300) {
-          auto new_state = std::make_shared<task_state>(1 + static_cast<int>((r >> 24) % 40));
+          auto new_state = std::make_shared<run_state>(1 + static_cast<int>((r >> 24) % 40));
           auto new_task = coop.cooperate(make_work(new_state, c, coop));
           wait_on(new_task, new_state, c, coop, io, other, static_cast<unsigned>(r >> 12));
           std::lock_guard lock(extra_mutex);
@@ -473,7 +473,7 @@ BOOST_AUTO_TEST_CASE(units_and_foreign_threads_call_everything) {
   BOOST_TEST(run.wait_all(std::chrono::seconds(120)), "io_context::run() did not return: work leaked");
 
   check_counters(c);
-  std::vector<std::pair<coop::cooperative_task, std::shared_ptr<task_state>>> all = tasks;
+  std::vector<std::pair<coop::cooperative_task, std::shared_ptr<run_state>>> all = tasks;
   all.insert(all.end(), extra.begin(), extra.end());
   // The fixed set's limit is never reached: each of those ended stopped.
   check_task_results(all);
@@ -540,7 +540,7 @@ BOOST_AUTO_TEST_CASE(concurrent_coiterate_and_cooperator_stop) {
           coop.start();
           continue;
         }
-        auto state = std::make_shared<task_state>(1 + static_cast<int>(rng() % 30));
+        auto state = std::make_shared<run_state>(1 + static_cast<int>(rng() % 30));
         ++registered;
         coop.coiterate(make_work(state, c, coop),
                        counting_handler(&completions, &done, &stopped, &other, &dropped));

@@ -106,7 +106,7 @@ public:
     std::shared_ptr<wait_state> w_;
   };
 
-  struct task_state {
+  struct run_state {
     coop::cooperative_task handle;
     int id = 0;
     std::uint64_t generation = 0;   // cooperator stop()s before its creation
@@ -200,7 +200,7 @@ private:
     if (violations_.size() < 20) violations_.push_back(what);
   }
 
-  coop::step unit(task_state& t) {
+  coop::step unit(run_state& t) {
     if (!strand_->running_in_this_thread()) violation("a unit ran off the strand");
     if (active_.fetch_add(1) != 0) violation("units overlap");
     in_unit = true;
@@ -232,12 +232,12 @@ private:
 
   // With coop_mutex_ held (shared or exclusive).
   void add_task_locked(int seed) {
-    auto t = std::make_shared<task_state>();
+    auto t = std::make_shared<run_state>();
     std::mt19937 rng(static_cast<unsigned>(seed));
     t->finite_units = rng() % 3 == 0 ? 0 : static_cast<int>(1 + rng() % 400);
     t->fails = rng() % 4 == 0;
     t->id = next_id_++;
-    task_state* raw = t.get();
+    run_state* raw = t.get();
     t->generation = generation_.load();
     t->handle = coop_->cooperate([this, raw] { return unit(*raw); });
     t->ready = true;   // the handle is set: its units may use it from now on
@@ -248,12 +248,12 @@ private:
     ++control_calls_;
   }
 
-  std::shared_ptr<task_state> pick_task(std::mt19937_64& rng) {
+  std::shared_ptr<run_state> pick_task(std::mt19937_64& rng) {
     std::lock_guard lock(tasks_mutex_);
     return tasks_[rng() % tasks_.size()];
   }
 
-  void wait_on(task_state& t) {
+  void wait_on(run_state& t) {
     auto w = std::make_shared<wait_state>();
     w->task = t.id;
     {
@@ -270,7 +270,7 @@ private:
   asio::any_io_executor io_executor() { return strand_->get_inner_executor(); }
 
   // Records how a pause()/stop() found the task finished; it must match when_done.
-  void finished(task_state& t, const std::exception& e) {
+  void finished(run_state& t, const std::exception& e) {
     std::string name = boost::core::demangle(typeid(e).name());
     if (name != "coop::task_done" && name != "coop::task_stopped" && name != "coop::task_failed" &&
         name != "coop::scheduler_stopped") {
@@ -358,7 +358,7 @@ private:
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<std::uint64_t> dead_below_{0};
   std::mutex tasks_mutex_;
-  std::vector<std::shared_ptr<task_state>> tasks_;
+  std::vector<std::shared_ptr<run_state>> tasks_;
   std::mutex waits_mutex_;
   std::vector<std::shared_ptr<wait_state>> waits_;
   std::mutex violations_mutex_;

@@ -10,4 +10,6 @@
 #include <coop/result_task.hpp>
 #include <coop/step.hpp>
 #include <coop/steps.hpp>
+#include <coop/task_options.hpp>
+#include <coop/task_state.hpp>
 #include <coop/version.hpp>

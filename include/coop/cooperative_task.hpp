@@ -6,10 +6,12 @@
 #include <coop/detail/task_base.hpp>
 #include <coop/detail/when_done_op.hpp>
 #include <coop/error.hpp>
+#include <coop/task_state.hpp>
 
 #include <boost/asio/async_result.hpp>
 
 #include <exception>
+#include <string>
 
 namespace coop {
 
@@ -59,6 +61,19 @@ public:
   void resume(boost::system::error_code& ec) noexcept;
   /// stop() that sets `ec` (a coop::error) instead of throwing, and clears it on success.
   void stop(boost::system::error_code& ec) noexcept;
+
+  /// Where the task is in its life: a snapshot, which may be stale by the time it returns
+  /// unless the task has finished. Paused wins over waiting and queued.
+  task_state state() const;
+  /// The name given in task_options, or "task-N" (N: the task's place in the order its
+  /// cooperator's tasks were added, from 1).
+  std::string name() const;
+  /// The task's shares (task_options::shares), as last set.
+  unsigned shares() const;
+  /// Changes the task's shares, from its next turn on (the next tick at the latest).
+  /// Throws std::invalid_argument outside 1..10000, changing nothing. Does nothing once
+  /// the task has finished.
+  void set_shares(unsigned shares);
 
   /// Whether the handle refers to a task.
   explicit operator bool() const noexcept { return static_cast<bool>(task_); }

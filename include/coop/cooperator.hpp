@@ -9,6 +9,7 @@
 #include <coop/detail/cooperator_core.hpp>
 #include <coop/detail/make_task.hpp>
 #include <coop/result_task.hpp>
+#include <coop/task_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -62,10 +63,20 @@ public:
     requires(!detail::result_work<Work>)
   cooperative_task cooperate(Work&& work);
 
+  /// cooperate(work) with a name and shares. Also throws std::invalid_argument for shares
+  /// outside 1..10000, with nothing changed (`work` not moved from).
+  template <class Work>
+    requires(!detail::result_work<Work>)
+  cooperative_task cooperate(Work&& work, task_options options);
+
   /// Adds a task with a result: a steps_of<T> coroutine (or a callable returning one)
   /// gives result_task<T>, returning(work) gives result_task<Work>.
   template <detail::result_work Work>
   result_task<detail::work_result_t<Work>> cooperate(Work&& work);
+
+  /// cooperate(work) for work with a result, with a name and shares.
+  template <detail::result_work Work>
+  result_task<detail::work_result_t<Work>> cooperate(Work&& work, task_options options);
 
   /// cooperate(work) + when_done(token). With a lazy token the task starts when the
   /// operation is launched.
@@ -80,6 +91,12 @@ public:
     requires(!detail::result_work<Work>)
   auto coiterate(Work&& work, CompletionToken&& token);
 
+  /// coiterate(work, token) with a name and shares; throws std::invalid_argument for
+  /// shares outside 1..10000 before initiating anything.
+  template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
+    requires(!detail::result_work<Work>)
+  auto coiterate(Work&& work, task_options options, CompletionToken&& token);
+
   /// coiterate for work with a result (steps_of<T>, returning(work)).
   ///
   /// @par Completion Signature
@@ -92,6 +109,11 @@ public:
   template <detail::result_work Work,
             asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
   auto coiterate(Work&& work, CompletionToken&& token);
+
+  /// coiterate for work with a result, with a name and shares.
+  template <detail::result_work Work,
+            asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
+  auto coiterate(Work&& work, task_options options, CompletionToken&& token);
 
   /// Runs queued tasks (a cooperator made with started=false, or one stopped).
   void start();

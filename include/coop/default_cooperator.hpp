@@ -38,6 +38,20 @@ result_task<detail::work_result_t<Work>> cooperate(const asio::any_io_executor& 
   return default_cooperator(ex).cooperate(std::forward<Work>(work));
 }
 
+/// default_cooperator(ex).cooperate(work, options).
+template <class Work>
+  requires(!detail::result_work<Work>)
+cooperative_task cooperate(const asio::any_io_executor& ex, Work&& work, task_options options) {
+  return default_cooperator(ex).cooperate(std::forward<Work>(work), std::move(options));
+}
+
+/// default_cooperator(ex).cooperate(work, options) for work with a result.
+template <detail::result_work Work>
+result_task<detail::work_result_t<Work>> cooperate(const asio::any_io_executor& ex, Work&& work,
+                                                   task_options options) {
+  return default_cooperator(ex).cooperate(std::forward<Work>(work), std::move(options));
+}
+
 /// default_cooperator(ex).coiterate(work, token).
 template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
   requires(!detail::result_work<Work>)
@@ -51,6 +65,22 @@ template <detail::result_work Work,
           asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
 auto coiterate(const asio::any_io_executor& ex, Work&& work, CompletionToken&& token) {
   return default_cooperator(ex).coiterate(std::forward<Work>(work), std::forward<CompletionToken>(token));
+}
+
+/// default_cooperator(ex).coiterate(work, options, token).
+template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
+  requires(!detail::result_work<Work>)
+auto coiterate(const asio::any_io_executor& ex, Work&& work, task_options options, CompletionToken&& token) {
+  return default_cooperator(ex).coiterate(std::forward<Work>(work), std::move(options),
+                                          std::forward<CompletionToken>(token));
+}
+
+/// default_cooperator(ex).coiterate(work, options, token) for work with a result.
+template <detail::result_work Work,
+          asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
+auto coiterate(const asio::any_io_executor& ex, Work&& work, task_options options, CompletionToken&& token) {
+  return default_cooperator(ex).coiterate(std::forward<Work>(work), std::move(options),
+                                          std::forward<CompletionToken>(token));
 }
 
 }  // namespace coop

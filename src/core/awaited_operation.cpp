@@ -9,7 +9,7 @@ namespace coop::detail {
 
 std::uint32_t core_impl::begin_await(task_base& t) noexcept {
   lock l(*this);
-  if (control::state(t.control_.load(std::memory_order_acquire)) != task_state::active) return 0;
+  if (control::state(t.control_.load(std::memory_order_acquire)) != run_state::active) return 0;
   t.awaiting_ = true;
   if (++t.await_generation_ == 0) t.await_generation_ = 1;
   park(t);
@@ -27,10 +27,10 @@ void core_impl::end_await(task_base& t, std::uint32_t generation, std::exception
   lock l(*this);
   if (!t.awaiting_ || t.await_generation_ != generation) return;  // a handler of an earlier operation
   t.awaiting_ = false;
-  if (control::state(t.control_.load(std::memory_order_acquire)) == task_state::active) {
+  if (control::state(t.control_.load(std::memory_order_acquire)) == run_state::active) {
     if (failure) {
       t.failure_ = std::move(failure);
-      try_finish(t, task_state::failed);
+      try_finish(t, run_state::failed);
     } else {
       deliver(arg);
     }
@@ -49,9 +49,9 @@ void core_impl::await_abandoned(task_base& t, std::uint32_t generation) noexcept
   lock l(*this);
   if (!t.awaiting_ || t.await_generation_ != generation) return;
   t.awaiting_ = false;
-  if (control::state(t.control_.load(std::memory_order_acquire)) == task_state::active) {
+  if (control::state(t.control_.load(std::memory_order_acquire)) == run_state::active) {
     t.failure_ = operation_aborted_exception;
-    try_finish(t, task_state::failed);
+    try_finish(t, run_state::failed);
   }
   update_placement(t);
 }

@@ -25,6 +25,7 @@ void cooperator_core::stop() noexcept { impl(*this).stop(); }
 boost::system::error_code cooperator_core::pause(task_base& t) noexcept { return impl(*this).pause(t); }
 boost::system::error_code cooperator_core::resume(task_base& t) noexcept { return impl(*this).resume(t); }
 boost::system::error_code cooperator_core::stop(task_base& t) noexcept { return impl(*this).stop(t); }
+void cooperator_core::set_shares(task_base& t, unsigned shares) { impl(*this).set_shares(t, shares); }
 void cooperator_core::when_done(task_base& t, waiter_base& w) noexcept { impl(*this).when_done(t, w); }
 void cooperator_core::cancel_waiter(task_base& t, waiter_base& w) noexcept { impl(*this).cancel_waiter(t, w); }
 void cooperator_core::cancel_task(task_base& t) noexcept { impl(*this).cancel_task(t); }

@@ -83,6 +83,7 @@ public:
   boost::system::error_code pause(task_base& t) noexcept;
   boost::system::error_code resume(task_base& t) noexcept;
   boost::system::error_code stop(task_base& t) noexcept;
+  void set_shares(task_base& t, unsigned shares);
   void when_done(task_base& t, waiter_base& w) noexcept;
   void cancel_waiter(task_base& t, waiter_base& w) noexcept;
   void cancel_task(task_base& t) noexcept;
@@ -181,8 +182,12 @@ private:
   /// order even if a lazy pause left it in place.
   void update_placement(task_base& t, bool requeue = false) noexcept;
   void retire(task_base& t) noexcept;
+  /// A new task joins weighted_tasks_ if its shares are not the default.
+  void count_shares(task_base& t) noexcept;
+  /// A retiring task leaves weighted_tasks_, and its shares stop changing.
+  void uncount_shares(task_base& t) noexcept;
   /// Compare-and-swap an active task to `how`; false when it had finished already.
-  static bool try_finish(task_base& t, task_state how) noexcept;
+  static bool try_finish(task_base& t, run_state how) noexcept;
   void park(task_base& t) noexcept;
   void make_runnable(task_base& t) noexcept;
   /// `from_tick`: the tick re-posts itself; it hops through the inner executor first so
@@ -245,6 +250,12 @@ private:
   round_robin policy_;                // the runnable tasks, and whose turn is next
   run_ring parked_;                   // paused or waiting on an operation
   std::size_t task_count_ = 0;        // tasks added and not yet retired
+  std::uint32_t tasks_added_ = 0;     // numbers the tasks: the N of "task-N"
+  // Unfinished tasks whose shares are not the default: while there are none, units mode
+  // is exactly round-robin and the tick takes its fast path. Changed by whoever changes a
+  // task's shares word to or from the default, so it may be off for a moment while
+  // set_shares() races a retirement, and is exact once both are done.
+  std::atomic<std::int32_t> weighted_tasks_{0};
   std::uint32_t check_interval_ = 1;  // units between clock reads, adapted per tick
   std::chrono::nanoseconds check_period_;
   preemption_timer::entry timer_entry_;

@@ -155,11 +155,11 @@ void core_impl::stop_locked() noexcept {
   // retire() unlinks before it runs any user code (work destructors), so re-entrant
   // calls see consistent lists; take the front again each time.
   while (task_base* t = policy_.any()) {
-    try_finish(*t, task_state::scheduler_stopped);
+    try_finish(*t, run_state::scheduler_stopped);
     retire(*t);
   }
   while (task_base* t = parked_.any()) {
-    try_finish(*t, task_state::scheduler_stopped);
+    try_finish(*t, run_state::scheduler_stopped);
     retire(*t);
   }
 }

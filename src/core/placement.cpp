@@ -7,11 +7,11 @@ namespace coop::detail {
 
 std::exception_ptr core_impl::result_of(const task_base& t) noexcept {
   switch (control::state(t.control_.load(std::memory_order_acquire))) {
-    case task_state::failed: return t.failure_;
-    case task_state::stopped: return task_stopped_exception;
-    case task_state::scheduler_stopped: return scheduler_stopped_exception;
-    case task_state::done:
-    case task_state::active: break;
+    case run_state::failed: return t.failure_;
+    case run_state::stopped: return task_stopped_exception;
+    case run_state::scheduler_stopped: return scheduler_stopped_exception;
+    case run_state::done:
+    case run_state::active: break;
   }
   return {};
 }
@@ -28,6 +28,8 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
     // A new task: add() or answer_admission() made room for it in both rings, so placing
     // it never allocates.
     ++task_count_;
+    t.number_ = ++tasks_added_;
+    count_shares(t);
     parked_.push_back(t);
     t.place_ = task_place::parked;
   }
@@ -41,7 +43,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
     c = t.control_.fetch_and(~control::requeue, std::memory_order_acq_rel) & ~control::requeue;
     requeue = true;
   }
-  if (control::state(c) != task_state::active) retire(t);
+  if (control::state(c) != run_state::active) retire(t);
   else if (control::pauses(c) > 0 || t.awaiting_) park(t);
   else if (requeue && t.place_ == task_place::runnable) {
     // Resumed while a lazy pause left it in the order: it joins at the end.
@@ -49,7 +51,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
     make_runnable(t);
   } else if (t.place_ != task_place::runnable) {
     if (stopped_) {
-      if (try_finish(t, task_state::scheduler_stopped)) retire(t);
+      if (try_finish(t, run_state::scheduler_stopped)) retire(t);
       else update_placement(t);
       return;
     }
@@ -80,6 +82,7 @@ void core_impl::retire(task_base& t) noexcept {
   t.retired_ = true;
   if (&t == unit_just_ended_) unit_just_ended_ = nullptr;  // it may be freed below
   --task_count_;
+  uncount_shares(t);
   if (t.place_ == task_place::runnable) policy_.leave(t);
   else if (t.place_ == task_place::parked) parked_.unlink(t);
   t.place_ = task_place::none;

@@ -30,22 +30,22 @@ void core_impl::wait_out_unit(const task_base& t) const noexcept {
 // the strand's own handlers, and cooperator start()/stop().
 
 namespace {
-boost::system::error_code finished_error(task_state s) noexcept {
+boost::system::error_code finished_error(run_state s) noexcept {
   switch (s) {
-    case task_state::done: return make_error_code(error::task_done);
-    case task_state::stopped: return make_error_code(error::task_stopped);
-    case task_state::failed: return make_error_code(error::task_failed);
-    case task_state::scheduler_stopped: return make_error_code(error::scheduler_stopped);
-    case task_state::active: break;
+    case run_state::done: return make_error_code(error::task_done);
+    case run_state::stopped: return make_error_code(error::task_stopped);
+    case run_state::failed: return make_error_code(error::task_failed);
+    case run_state::scheduler_stopped: return make_error_code(error::scheduler_stopped);
+    case run_state::active: break;
   }
   return {};
 }
 }  // namespace
 
-bool core_impl::try_finish(task_base& t, task_state how) noexcept {
+bool core_impl::try_finish(task_base& t, run_state how) noexcept {
   std::uint32_t c = t.control_.load(std::memory_order_relaxed);
   do {
-    if (control::state(c) != task_state::active) return false;  // the first way of finishing wins
+    if (control::state(c) != run_state::active) return false;  // the first way of finishing wins
   } while (!t.control_.compare_exchange_weak(c, control::with_state(c, how), std::memory_order_seq_cst));
   return true;
 }
@@ -53,7 +53,7 @@ bool core_impl::try_finish(task_base& t, task_state how) noexcept {
 boost::system::error_code core_impl::pause(task_base& t) noexcept {
   std::uint32_t c = t.control_.load(std::memory_order_relaxed);
   do {
-    if (control::state(c) != task_state::active) return finished_error(control::state(c));
+    if (control::state(c) != run_state::active) return finished_error(control::state(c));
   } while (!t.control_.compare_exchange_weak(c, c + control::one_pause, std::memory_order_seq_cst));
   // The runner checks control_ before every unit, so no new unit starts from here on.
   // The task leaves the run order lazily: the runner parks it when its turn comes (or a
@@ -74,7 +74,7 @@ boost::system::error_code core_impl::resume(task_base& t) noexcept {
   do {
     if (control::pauses(c) == 0) return make_error_code(error::not_paused);
     // A task that finished while paused stays finished: resuming it is a no-op.
-    requeue = control::pauses(c) == 1 && control::state(c) == task_state::active;
+    requeue = control::pauses(c) == 1 && control::state(c) == run_state::active;
   } while (!t.control_.compare_exchange_weak(c, (c - control::one_pause) | (requeue && !locked ? control::requeue : 0),
                                              std::memory_order_acq_rel));
   if (!requeue) return {};
@@ -84,7 +84,7 @@ boost::system::error_code core_impl::resume(task_base& t) noexcept {
 }
 
 boost::system::error_code core_impl::stop(task_base& t) noexcept {
-  if (!try_finish(t, task_state::stopped)) return finished_error(control::state(t.control_.load(std::memory_order_acquire)));
+  if (!try_finish(t, run_state::stopped)) return finished_error(control::state(t.control_.load(std::memory_order_acquire)));
   wait_out_unit(t);
   apply_or_queue(request::update_placement, t);
   return {};
@@ -98,7 +98,7 @@ void core_impl::when_done(task_base& t, waiter_base& w) noexcept {
 void core_impl::cancel_waiter(task_base& t, waiter_base& w) noexcept { apply_or_queue(request::cancel_waiter, t, &w); }
 
 void core_impl::cancel_task(task_base& t) noexcept {
-  if (try_finish(t, task_state::stopped)) apply_or_queue(request::update_placement, t);
+  if (try_finish(t, run_state::stopped)) apply_or_queue(request::update_placement, t);
 }
 
 }  // namespace coop::detail

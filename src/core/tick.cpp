@@ -97,10 +97,10 @@ void core_impl::adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint
 
 void core_impl::after_unit(task_base& t, run_outcome outcome) noexcept {
   if (outcome == run_outcome::done) {
-    if (try_finish(t, task_state::done)) retire(t);
+    if (try_finish(t, run_state::done)) retire(t);
   } else if (outcome == run_outcome::failed) {
     // run() stored the exception in failure_ before this makes it visible.
-    if (try_finish(t, task_state::failed)) retire(t);
+    if (try_finish(t, run_state::failed)) retire(t);
     else t.failure_ = nullptr;  // stopped first: the exception goes nowhere
   }
   if (running_task_finished_) {

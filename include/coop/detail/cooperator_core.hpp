@@ -11,6 +11,8 @@
 #include <coop/cooperator_options.hpp>
 #include <coop/detail/strand_entry.hpp>
 #include <coop/detail/task_base.hpp>
+#include <coop/task_options.hpp>
+#include <coop/task_state.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/strand.hpp>
@@ -20,6 +22,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -51,6 +54,19 @@ public:
   boost::system::error_code pause(task_base& t) noexcept;
   boost::system::error_code resume(task_base& t) noexcept;
   boost::system::error_code stop(task_base& t) noexcept;
+
+  // ---- shares, name and state (the task's handle) ----
+  /// Throws std::invalid_argument unless `shares` is in 1..10000.
+  static void check_shares(unsigned shares);
+  /// Before add(): gives the fresh task `t` its options (check_shares() done).
+  static void set_options(task_base& t, task_options&& options);
+  /// Any thread; takes effect from the next turn of `t` (the next tick at the latest).
+  /// Throws as check_shares(); does nothing when `t` has finished.
+  void set_shares(task_base& t, unsigned shares);
+  static unsigned shares(const task_base& t) noexcept;
+  static std::string name(const task_base& t);
+  /// A snapshot; any thread.
+  static task_state state(const task_base& t) noexcept;
 
   // ---- when_done and coiterate ----
   /// Parks `w` on `t`, or completes it at once (posted) when `t` has finished.

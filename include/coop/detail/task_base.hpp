@@ -3,14 +3,17 @@
 // pause count, how it finished and the parked when_done waiters. Guarded by the
 // cooperator core's lock; reference counted because handles outlive everything.
 //
-// Kept small (48 bytes on LP64): the tick walks every runnable task in turn, so with many
-// tasks a unit costs about as much as reading its task's memory. The cooperator is not
+// Kept small (72 bytes on LP64, what a unit reads in the first 48): the tick walks every
+// runnable task in turn, so with many tasks a unit costs about as much as reading its
+// task's memory. The cooperator is not
 // referenced from here: handles, waiters and coroutine tasks (which need it) hold it.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <memory>
+#include <string>
 #include <utility>
 
 namespace coop::detail {
@@ -18,8 +21,17 @@ namespace coop::detail {
 class cooperator_core;
 struct in_place_walk;
 
-enum class task_state : unsigned char { active, done, stopped, failed, scheduler_stopped };
-enum class task_place : unsigned char { none, runnable, parked };
+enum class run_state : unsigned char { active, done, stopped, failed, scheduler_stopped };
+enum class task_place : unsigned char { none, runnable, parked, queued };
+
+/// A task's shares and whether it has finished, in one atomic word, so that set_shares()
+/// from any thread and the task's retirement agree on which tasks have shares other than
+/// the default (the cooperator keeps their count; see core_impl::weighted_tasks_).
+namespace shares_word {
+inline constexpr std::uint32_t standard = 100;       // Twisted's one unit per turn
+inline constexpr std::uint32_t finished = 1u << 16;  // set_shares() does nothing from here on
+inline constexpr std::uint32_t mask = finished - 1;
+}  // namespace shares_word
 
 /// What a task's run() reports: how many units it ran and whether the last one ended it.
 enum class run_outcome : unsigned char { more, done, failed };
@@ -59,9 +71,9 @@ namespace control {
 inline constexpr std::uint32_t state_mask = 7;
 inline constexpr std::uint32_t requeue = 8;
 inline constexpr std::uint32_t one_pause = 16;
-inline task_state state(std::uint32_t c) noexcept { return static_cast<task_state>(c & state_mask); }
+inline run_state state(std::uint32_t c) noexcept { return static_cast<run_state>(c & state_mask); }
 inline std::uint32_t pauses(std::uint32_t c) noexcept { return c / one_pause; }
-inline std::uint32_t with_state(std::uint32_t c, task_state s) noexcept {
+inline std::uint32_t with_state(std::uint32_t c, run_state s) noexcept {
   return (c & ~state_mask) | static_cast<std::uint32_t>(s);
 }
 }  // namespace control
@@ -106,16 +118,29 @@ public:
                                             // control_ says failed)
   std::uint32_t await_generation_ = 0;       // which awaited operation is pending
   std::uint32_t slot_ = 0;                  // index in the runnable or the parked ring
-  task_place place_ = task_place::none;
+  // Atomic only so that a handle's state() may read them from any thread; written under
+  // the lock, and never on the path of a unit.
+  std::atomic<task_place> place_{task_place::none};
   bool retired_ = false;                    // finished and gone from the cooperator
-  bool awaiting_ = false;                    // coroutine work: waiting on an operation
+  std::atomic<bool> awaiting_{false};        // coroutine work: waiting on an operation
+  /// Shares and the finished bit (namespace shares_word); any thread.
+  std::atomic<std::uint32_t> shares_{shares_word::standard};
+
+  // Read by the scheduling policy only when some task has shares other than the default,
+  // or with fairness by time: the turn this task has left (units x 100, or nanoseconds).
+  // Negative: it overran its turns and skips turns until back in credit.
+  std::int64_t credit_ = 0;
+  std::uint32_t number_ = 0;                 // the N of "task-N", in the order tasks were added
+  std::unique_ptr<const std::string> name_;  // set by task_options; null: "task-N"
 
 protected:
   task_base() = default;
   virtual ~task_base() = default;
 };
 
-static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 48, "task_base grew: every unit reads it");
+// What every unit reads (the control word, the slot) is declared first, in the first 48
+// bytes; the rest is read per turn by weighted policies, or never by the tick.
+static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 72, "task_base grew: every unit reads it");
 
 /// Owning pointer to a task (intrusive reference count).
 class task_ptr {

@@ -53,8 +53,8 @@ public:
 
   /// The value for a waiter of a finished task; `take` (coiterate, the only waiter) moves
   /// it out, else a copy. A task that failed or stopped gives T{}, but for returning(work).
-  void give(std::optional<T>& to, task_state how, bool take) {
-    if (value_ && (keeps_work_ || how == task_state::done)) {
+  void give(std::optional<T>& to, run_state how, bool take) {
+    if (value_ && (keeps_work_ || how == run_state::done)) {
       if (take) {
         to.emplace(std::move(*value_));
         value_.reset();

@@ -62,6 +62,23 @@ inline void cooperative_task::resume(boost::system::error_code& ec) noexcept {
 inline void cooperative_task::stop(boost::system::error_code& ec) noexcept {
   ec = task_ ? core_->stop(*task_) : detail::empty_handle();
 }
+inline task_state cooperative_task::state() const {
+  if (!task_) detail::throw_if(detail::empty_handle());
+  return detail::cooperator_core::state(*task_);
+}
+inline std::string cooperative_task::name() const {
+  if (!task_) detail::throw_if(detail::empty_handle());
+  return detail::cooperator_core::name(*task_);
+}
+inline unsigned cooperative_task::shares() const {
+  if (!task_) detail::throw_if(detail::empty_handle());
+  return detail::cooperator_core::shares(*task_);
+}
+inline void cooperative_task::set_shares(unsigned shares) {
+  if (!task_) detail::throw_if(detail::empty_handle());
+  core_->set_shares(*task_, shares);
+}
+
 inline void cooperative_task::pause() {
   boost::system::error_code ec;
   pause(ec);
