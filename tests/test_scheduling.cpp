@@ -847,7 +847,9 @@ namespace {
 // the units ran in the same order.
 class scripted_workload {
 public:
-  scripted_workload(std::uint64_t seed, coop::cooperator& c) : state_(seed * 2654435761u + 1), c_(c) {}
+  // `weighted`: tasks get shares other than the default, and units change them.
+  scripted_workload(std::uint64_t seed, coop::cooperator& c, bool weighted = false)
+      : state_(seed * 2654435761u + 1), c_(c), weighted_(weighted) {}
 
   // Work of four kinds in runs of 7 tasks (the walk in place runs a run of one type in
   // that type's own code and hands over at a change of type): two callable types and two
@@ -855,29 +857,36 @@ public:
   // each logging and acting the same way.
   void add(int units) {
     const int id = static_cast<int>(tasks_.size());
+    const coop::task_options options{.shares = weighted_ ? some_shares() : 100u};
     switch (id / 7 % 4) {
       case 0:
-        tasks_.push_back(c_.cooperate([this, id, units, n = 0]() mutable {
-          ++n;
-          return unit(id, n, units);
-        }));
+        tasks_.push_back(c_.cooperate(
+            [this, id, units, n = 0]() mutable {
+              ++n;
+              return unit(id, n, units);
+            },
+            options));
         break;
       case 1:
-        tasks_.push_back(c_.cooperate([this, id, units, n = std::int64_t{0}]() mutable {
-          ++n;
-          return unit(id, static_cast<int>(n), units);
-        }));
+        tasks_.push_back(c_.cooperate(
+            [this, id, units, n = std::int64_t{0}]() mutable {
+              ++n;
+              return unit(id, static_cast<int>(n), units);
+            },
+            options));
         break;
       case 2:
-        tasks_.push_back(c_.cooperate(steps_unit(id, units)));
+        tasks_.push_back(c_.cooperate(steps_unit(id, units), options));
         break;
       default:
-        tasks_.push_back(c_.cooperate([this, id, units]() -> coop::steps {
-          for (int n = 1;; ++n) {
-            if (unit(id, n, units) == coop::step::done) co_return;
-            co_yield coop::next;
-          }
-        }));
+        tasks_.push_back(c_.cooperate(
+            [this, id, units]() -> coop::steps {
+              for (int n = 1;; ++n) {
+                if (unit(id, n, units) == coop::step::done) co_return;
+                co_yield coop::next;
+              }
+            },
+            options));
         break;
     }
   }
@@ -888,6 +897,11 @@ private:
   std::uint32_t draw(std::uint32_t below) {
     state_ = state_ * 6364136223846793005u + 1442695040888963407u;
     return static_cast<std::uint32_t>(state_ >> 33) % below;
+  }
+
+  unsigned some_shares() {
+    static constexpr unsigned choices[] = {1, 30, 50, 100, 100, 150, 250, 400};
+    return choices[draw(8)];
   }
 
   coop::step unit(int id, int n, int units) {
@@ -912,6 +926,9 @@ private:
       case 6: if (tasks_.size() < 300) add(1 + static_cast<int>(draw(30))); break;
       case 7: tasks_[static_cast<std::size_t>(self)].stop(ec); break;
       case 8: throw std::runtime_error("unit failed");
+      case 9: case 10:
+        if (weighted_) other.set_shares(some_shares());
+        break;
       default: break;
     }
     if (ec) log.push_back(ec.message());
@@ -920,13 +937,14 @@ private:
 
   std::uint64_t state_;
   coop::cooperator& c_;
+  bool weighted_;
   std::vector<coop::cooperative_task> tasks_;
 };
 
-log_type run_workload(std::uint64_t seed, coop::cooperator_options options) {
+log_type run_workload(std::uint64_t seed, coop::cooperator_options options, bool weighted = false) {
   manual_context ctx;
   coop::cooperator c(ctx, std::move(options));
-  scripted_workload w(seed, c);
+  scripted_workload w(seed, c, weighted);
   for (int i = 0; i < 60; ++i) w.add(20 + i % 25);  // more tasks than the walk prefetches ahead
   drain(ctx, 1000000);
   return std::move(w.log);
@@ -944,6 +962,19 @@ BOOST_AUTO_TEST_CASE(the_time_slice_loop_runs_units_in_the_order_of_the_predicat
     coop::cooperator_options long_slice;
     long_slice.slice = std::chrono::hours(1);
     const log_type by_slice = run_workload(seed, std::move(long_slice));
+    BOOST_TEST_REQUIRE(by_predicate.size() > 400u);
+    BOOST_TEST_REQUIRE(by_slice == by_predicate, "seed " << seed << ": the orders differ");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(with_shares_the_time_slice_loop_runs_units_in_the_order_of_the_predicate_loop) {
+  // The same with shares other than the default, which units change: turns of several
+  // units (or none), cut short by clock reads in the slice's tick and continued.
+  for (std::uint64_t seed = 1; seed <= 150; ++seed) {
+    const log_type by_predicate = run_workload(seed, {.termination = never_ends()}, true);
+    coop::cooperator_options long_slice;
+    long_slice.slice = std::chrono::hours(1);
+    const log_type by_slice = run_workload(seed, std::move(long_slice), true);
     BOOST_TEST_REQUIRE(by_predicate.size() > 400u);
     BOOST_TEST_REQUIRE(by_slice == by_predicate, "seed " << seed << ": the orders differ");
   }

@@ -1,11 +1,23 @@
 // SPDX-License-Identifier: BSL-1.0
-// coop::cooperator_options — how a cooperator slices its ticks.
+// coop::cooperator_options — how a cooperator slices its ticks and shares them out.
 #pragma once
 
 #include <chrono>
 #include <functional>
 
 namespace coop {
+
+/// What a cooperator shares out among its runnable tasks, in proportion to their shares
+/// (task_options::shares).
+enum class fairness {
+  /// Units, Twisted's way: round-robin in join order, a task running shares/100 units
+  /// per turn on average; at the default 100 shares, one unit per turn.
+  units,
+  /// Busy time, whatever the units cost: each turn gives a task a time budget
+  /// proportional to its shares and charges it the time its units took, so a task whose
+  /// units take 100 us gets the same time as one whose units take 1 us.
+  time
+};
 
 /// How a cooperator slices its ticks; usable with designated initializers
 /// (`coop::cooperator c(io, {.slice = 500us});`).
@@ -19,6 +31,8 @@ struct cooperator_options {
   std::function<std::function<bool()>()> termination = {};
   /// false: tasks queue until start().
   bool started = true;
+  /// Units (Twisted) or time: what the runnable tasks get in proportion to their shares.
+  coop::fairness fairness = fairness::units;
 };
 
 }  // namespace coop

@@ -195,7 +195,22 @@ private:
   /// ahead of them and doubles the latency of I/O that became ready during the tick).
   void schedule_tick(bool from_tick = false);
   void run_units_for_slice() noexcept;
+  /// With shares other than the default, or fairness by time: turns of several units (or
+  /// of a time budget), each task's credit carried from turn to turn.
+  void run_weighted_turns_for_slice() noexcept;
   void run_units_until_predicate() noexcept;
+  /// Whether this tick weighs turns: fairness by time, or some task's shares not 100.
+  bool weighted() const noexcept {
+    return by_time_ || weighted_tasks_.load(std::memory_order_relaxed) != 0;
+  }
+  /// A weighted turn of `t` begins: it earns its budget. False when it still cannot run
+  /// a unit (it overran earlier turns, or its shares are below one unit per turn).
+  bool begin_turn(task_base& t) noexcept;
+  /// Whether `t` may run another unit in its turn.
+  bool has_credit(const task_base& t) const noexcept { return t.credit_ >= (by_time_ ? 1 : unit_cost); }
+  /// At a unit boundary with interrupt_ raised, after a unit or batch of `t`; `ran` is
+  /// `t` while it is still active. True ends the tick.
+  bool interrupted(task_base& t, task_base*& ran) noexcept;
   void after_unit(task_base& t, run_outcome outcome) noexcept;
   /// At a unit boundary with interrupt_ raised: true ends the tick.
   bool handle_interrupt() noexcept;
@@ -223,6 +238,14 @@ private:
   mutable std::mutex strand_mutex_;
   context_service* service_ = nullptr;  // the context's list of cores; null once it shut down
   std::chrono::nanoseconds slice_;
+  const bool by_time_;  // fairness::time
+  // A unit's cost in credit with fairness::units: a turn earns the task's shares, so at
+  // 100 shares it runs one unit.
+  static constexpr std::int64_t unit_cost = 100;
+  // The time a turn earns with fairness::time, per 100 shares: long enough that a turn's
+  // clock reads (one per batch of units, the batches doubling) cost trivial units under
+  // 1%, short enough that tasks take turns many times per slice of a millisecond.
+  static constexpr std::int64_t time_turn_ns = 100'000;
   std::function<std::function<bool()>()> termination_;
   core_mutex mutex_;
   std::atomic<std::uint32_t> interrupt_{0};

@@ -36,6 +36,7 @@ asio::any_io_executor untracked(const asio::any_io_executor& ex) {
 core_impl::core_impl(const asio::any_io_executor& ex, cooperator_options options)
     : strand_(asio::make_strand(untracked(ex))),
       slice_(options.slice),
+      by_time_(options.fairness == fairness::time),
       termination_(std::move(options.termination)),
       running_(options.started),
       // A clock read every ~5 us (less for tiny slices) bounds a tick's overshoot; one read

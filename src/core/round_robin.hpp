@@ -4,7 +4,9 @@
 // tells only this class when a task becomes runnable or stops being runnable; a policy
 // with shares or fairness by time replaces this class and touches neither.
 //
-// This one is Twisted's Cooperator: round-robin in join order, one unit per turn. A task
+// This one is Twisted's Cooperator: round-robin in join order, one unit per turn; with
+// shares or fairness by time, the tick makes a turn longer or shorter (tick.cpp) and this
+// class holds a task whose turn continues. A task
 // that joins while a round is under way takes its turn in that round (Twisted's list
 // iterator). Two shortcuts keep a unit cheap and change nothing observable: a lone task
 // runs a batch of units in one turn (no virtual call per unit), and the tasks in place
@@ -16,8 +18,10 @@
 #include <coop/detail/in_place_walk.hpp>
 #include <coop/detail/task_base.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 namespace coop::detail {
 
@@ -31,9 +35,16 @@ public:
   /// `t` becomes runnable: it joins at the end of the order. `this_round` false (the task
   /// whose unit is running or has just ended): it lets every other task have its turn
   /// before its next one, even when the round is at its end.
-  void join(task_base& t, bool this_round) noexcept { ring_.push_back(t, this_round); }
+  void join(task_base& t, bool this_round) noexcept {
+    // Time paused, waiting or queued banks no credit; a debt (a turn overrun) is kept.
+    t.credit_ = std::min<std::int64_t>(t.credit_, 0);
+    ring_.push_back(t, this_round);
+  }
   /// `t` stops being runnable (paused, awaiting an operation, finished, resumed to the end).
-  void leave(task_base& t) noexcept { ring_.unlink(t); }
+  void leave(task_base& t) noexcept {
+    if (held_ == &t) held_ = nullptr;
+    ring_.unlink(t);
+  }
   /// Some runnable task, for stopping them all; null when none.
   task_base* any() noexcept { return ring_.any(); }
 
@@ -48,8 +59,17 @@ public:
   bool start_walk(in_place_walk& w, std::uint32_t units) noexcept { return ring_.start_walk(w, units); }
   void end_walk() noexcept { ring_.end_walk(); }
 
+  // Weighted turns (shares, fairness by time) may run several units, and a turn may be cut
+  // short (the tick's slice or predicate ends, a clock read is due): the task just
+  // returned by next() is held, and continues its turn before anyone else's.
+  /// `t`, just returned by next(), has more of its turn to run.
+  void hold(task_base& t) noexcept { held_ = &t; }
+  /// The task whose turn continues, if any (the hold ends); else null.
+  task_base* take_held() noexcept { return std::exchange(held_, nullptr); }
+
 private:
   run_ring ring_;
+  task_base* held_ = nullptr;
 };
 
 }  // namespace coop::detail

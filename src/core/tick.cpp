@@ -131,6 +131,7 @@ void core_impl::run_tick() noexcept {
   units_epoch_.store(epoch, std::memory_order_seq_cst);
   if (asymmetric_fences_) full_fence();  // the claims' loads are relaxed then
   if (termination_) run_units_until_predicate();
+  else if (weighted()) run_weighted_turns_for_slice();
   else run_units_for_slice();
   units_epoch_.store(epoch + 1, std::memory_order_release);
   in_tick_ = false;
@@ -146,22 +147,41 @@ void core_impl::run_tick() noexcept {
   }
 }
 
+bool core_impl::begin_turn(task_base& t) noexcept {
+  const std::int64_t shares = t.shares_.load(std::memory_order_relaxed) & shares_word::mask;
+  t.credit_ += by_time_ ? shares * time_turn_ns / 100 : shares;
+  return has_credit(t);
+}
+
 void core_impl::run_units_until_predicate() noexcept {
+  using clock = std::chrono::steady_clock;
   std::function<bool()> predicate;
   try {
     predicate = termination_();
   } catch (...) {
   }
-  while (task_base* t = policy_.next()) {
+  const bool weighted_turns = weighted();
+  for (;;) {
+    // A weighted turn of several units goes on unit by unit, the predicate asked after each.
+    task_base* t = weighted_turns ? policy_.take_held() : nullptr;
+    const bool continuing = t != nullptr;
+    if (!t && !(t = policy_.next())) break;
+    // Alone, a task owes nobody and is owed nothing: no turns, as in the slice's tick.
+    const bool turns = weighted_turns && !policy_.lone();
+    if (weighted_turns && !turns) t->credit_ = 0;
+    else if (turns && !continuing && !begin_turn(*t)) continue;
     if (!claim(*t, asymmetric_fences_)) {
       running_task_.store(nullptr, std::memory_order_release);
       update_placement(*t);  // paused or finished from another thread: it must not run
       continue;
     }
+    const auto began = turns && by_time_ ? clock::now() : clock::time_point();
     const run_outcome outcome = t->run_one();
     running_task_.store(nullptr, std::memory_order_release);
+    if (turns) t->credit_ -= by_time_ ? (clock::now() - began).count() : unit_cost;
     const bool still_active = outcome == run_outcome::more && !running_task_finished_;
     after_unit(*t, outcome);
+    if (turns && still_active && has_credit(*t)) policy_.hold(*t);
     unit_just_ended_ = still_active ? t : nullptr;  // retire() clears it
     bool end = true;
     try {
@@ -173,6 +193,18 @@ void core_impl::run_units_until_predicate() noexcept {
     unit_just_ended_ = nullptr;
     if (stop) break;
   }
+}
+
+bool core_impl::interrupted(task_base& t, task_base*& ran) noexcept {
+  // A task finished during its own unit raised changed_bit (note_change).
+  if (running_task_finished_) {
+    after_unit(t, run_outcome::more);
+    ran = nullptr;
+  }
+  unit_just_ended_ = ran;
+  const bool end = handle_interrupt();
+  unit_just_ended_ = ran = nullptr;  // what handle_interrupt() applied may have retired it
+  return end;
 }
 
 void core_impl::run_units_for_slice() noexcept {
@@ -258,18 +290,100 @@ void core_impl::run_units_for_slice() noexcept {
         ran = nullptr;
       }
     }
-    if (interrupt_.load(std::memory_order_acquire)) [[unlikely]] {
-      // A task finished during its own unit raised changed_bit (note_change).
-      if (running_task_finished_) {
-        after_unit(*t, run_outcome::more);
-        ran = nullptr;
-      }
-      unit_just_ended_ = ran;
-      const bool end = handle_interrupt();
-      unit_just_ended_ = ran = nullptr;  // what handle_interrupt() applied may have retired it
-      if (end) break;
-    }
+    if (interrupt_.load(std::memory_order_acquire) && interrupted(*t, ran)) [[unlikely]]
+      break;
     if (until_check == 0 && clock_says_stop()) break;
+  }
+  unit_just_ended_ = ran;  // for the requests run_tick() applies after the units
+  timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
+  // Preempted by the timer: units got slower than the interval learned; relearn it.
+  if (interrupt_.load(std::memory_order_relaxed) & preempt_bit) check_interval_ = 1;
+}
+
+void core_impl::run_weighted_turns_for_slice() noexcept {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  const auto deadline = start + slice_;
+  interrupt_.fetch_and(~preempt_bit, std::memory_order_relaxed);
+  timer_entry_.tick_start_ns.store(start.time_since_epoch().count(), std::memory_order_seq_cst);
+  preemption_timer::tick_started();
+  // The last clock read: with fairness by time, every nanosecond from there to the next
+  // read is charged to the turn running then.
+  auto last = start;
+  std::uint32_t until_check = shake_out ? 1 : check_interval_;  // fairness::units only
+  bool slice_over = false;
+  const auto read_clock = [&] {
+    const auto now = clock::now();
+    const auto elapsed = now - last;
+    last = now;
+    slice_over = shake_out || now >= deadline;
+    return elapsed;
+  };
+
+  task_base* ran = nullptr;  // the task whose unit just ended, if it is still active
+  const bool fences = asymmetric_fences_;
+  for (;;) {
+    task_base* t = policy_.take_held();
+    const bool continuing = t != nullptr;
+    if (!t && !(t = policy_.next())) break;
+    const bool lone = policy_.lone();
+    if (!lone && !continuing && !begin_turn(*t)) continue;  // skips this turn
+    if (!claim(*t, fences)) [[unlikely]] {
+      running_task_.store(nullptr, std::memory_order_release);
+      ran = nullptr;
+      update_placement(*t);  // paused or finished from another thread: it must not run
+      continue;
+    }
+    ran = t;
+    run_result r{0, run_outcome::more};
+    if (lone) {
+      // Alone, a task owes nobody: it runs batches as the round-robin tick does, and
+      // keeps no debt that would hold it back when others join.
+      t->credit_ = 0;
+      r = t->run(by_time_ ? check_interval_ : until_check, interrupt_);
+      if (by_time_) {
+        const auto elapsed = read_clock();
+        adapt_check_interval(elapsed, std::max<std::uint32_t>(r.units, 1));
+      } else {
+        until_check -= std::min(until_check, r.units);
+      }
+    } else if (by_time_) {
+      // Batches of units, the clock read after each and the time charged to the turn.
+      // The first batch is one unit (this task's units may cost anything); each next one
+      // is sized from the units so far to fill what is left of the turn and the slice,
+      // at most doubling.
+      std::uint32_t batch = 1;
+      for (;;) {
+        r = t->run(batch, interrupt_);
+        const auto elapsed = read_clock();
+        t->credit_ -= elapsed.count();
+        if (r.outcome != run_outcome::more || r.units < batch || slice_over || !has_credit(*t) ||
+            interrupt_.load(std::memory_order_acquire))
+          break;
+        const std::int64_t per_unit = std::max<std::int64_t>(1, elapsed.count() / std::max<std::uint32_t>(r.units, 1));
+        const std::int64_t left = std::min<std::int64_t>(t->credit_, (deadline - last).count());
+        batch = static_cast<std::uint32_t>(std::clamp<std::int64_t>(left / per_unit, 1, std::int64_t{batch} * 2));
+      }
+    } else {
+      const auto units = static_cast<std::uint32_t>(std::min<std::int64_t>(t->credit_ / unit_cost, until_check));
+      r = t->run(units, interrupt_);
+      t->credit_ -= std::int64_t{r.units} * unit_cost;
+      until_check -= std::min(until_check, r.units);
+    }
+    running_task_.store(nullptr, std::memory_order_release);
+    if (r.outcome != run_outcome::more) [[unlikely]] {
+      after_unit(*t, r.outcome);
+      ran = nullptr;
+    } else if (!lone && has_credit(*t)) {
+      policy_.hold(*t);  // its turn was cut short: it goes on first
+    }
+    if (interrupt_.load(std::memory_order_acquire) && interrupted(*t, ran)) [[unlikely]]
+      break;
+    if (!by_time_ && until_check == 0) {
+      adapt_check_interval(read_clock(), check_interval_);
+      until_check = check_interval_;
+    }
+    if (slice_over) break;
   }
   unit_just_ended_ = ran;  // for the requests run_tick() applies after the units
   timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
