@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 
 namespace coop {
@@ -33,6 +34,12 @@ struct cooperator_options {
   bool started = true;
   /// Units (Twisted) or time: what the runnable tasks get in proportion to their shares.
   coop::fairness fairness = fairness::units;
+  /// At most this many unfinished tasks are admitted at once (runnable, paused and
+  /// waiting ones count); 0: no limit. Later tasks wait in the order they were added, in
+  /// task_state::queued, running no unit; every task operation works on them. When an
+  /// admitted task finishes, the oldest queued one is admitted (paused if it was paused
+  /// while queued) and joins the end of the run order.
+  std::size_t max_active = 0;
 };
 
 }  // namespace coop

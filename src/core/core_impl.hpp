@@ -18,6 +18,7 @@
 #include <coop/cooperator_options.hpp>
 #include <coop/detail/cooperator_core.hpp>
 #include <coop/detail/in_place_walk.hpp>
+#include "admission_queue.hpp"
 #include "round_robin.hpp"
 #include "run_ring.hpp"
 #include <coop/detail/task_base.hpp>
@@ -182,6 +183,8 @@ private:
   /// order even if a lazy pause left it in place.
   void update_placement(task_base& t, bool requeue = false) noexcept;
   void retire(task_base& t) noexcept;
+  /// Admits the oldest queued tasks while fewer than max_active_ are admitted.
+  void admit_queued() noexcept;
   /// A new task joins weighted_tasks_ if its shares are not the default.
   void count_shares(task_base& t) noexcept;
   /// A retiring task leaves weighted_tasks_, and its shares stop changing.
@@ -272,6 +275,9 @@ private:
   task_base* unit_just_ended_ = nullptr;
   round_robin policy_;                // the runnable tasks, and whose turn is next
   run_ring parked_;                   // paused or waiting on an operation
+  admission_queue queued_;            // waiting for admission (max_active_), oldest first
+  const std::size_t max_active_;      // 0: no limit
+  std::size_t admitted_ = 0;          // unfinished tasks not queued
   std::size_t task_count_ = 0;        // tasks added and not yet retired
   std::uint32_t tasks_added_ = 0;     // numbers the tasks: the N of "task-N"
   // Unfinished tasks whose shares are not the default: while there are none, units mode

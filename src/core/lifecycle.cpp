@@ -39,6 +39,7 @@ core_impl::core_impl(const asio::any_io_executor& ex, cooperator_options options
       by_time_(options.fairness == fairness::time),
       termination_(std::move(options.termination)),
       running_(options.started),
+      max_active_(options.max_active),
       // A clock read every ~5 us (less for tiny slices) bounds a tick's overshoot; one read
       // (~25 ns) per 5 us costs trivial units 0.5%, and at 20 us ticks ran ~15 us longer.
       check_period_(std::clamp<std::chrono::nanoseconds>(options.slice / 8, std::chrono::nanoseconds(0),
@@ -86,6 +87,7 @@ void core_impl::reserve_room() {
   // grows takes the cursor back first, and the task settled next raises changed_bit
   // (make_runnable or retire), which ends the walk after this unit.
   parked_.reserve(task_count_ + 1);
+  if (max_active_) queued_.reserve(task_count_ + 1);
   policy_.reserve(task_count_ + 1);
 }
 
@@ -154,7 +156,12 @@ void core_impl::stop_locked() noexcept {
   running_.store(false, std::memory_order_relaxed);
   drain_inbox();
   // retire() unlinks before it runs any user code (work destructors), so re-entrant
-  // calls see consistent lists; take the front again each time.
+  // calls see consistent lists; take the front again each time. The queued tasks first:
+  // none is admitted on the way.
+  while (task_base* t = queued_.front()) {
+    try_finish(*t, run_state::scheduler_stopped);
+    retire(*t);
+  }
   while (task_base* t = policy_.any()) {
     try_finish(*t, run_state::scheduler_stopped);
     retire(*t);

@@ -30,12 +30,24 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
     ++task_count_;
     t.number_ = ++tasks_added_;
     count_shares(t);
-    parked_.push_back(t);
-    t.place_ = task_place::parked;
+    if (max_active_ && admitted_ >= max_active_ && !stopped_) {
+      queued_.push_back(t);
+      t.place_ = task_place::queued;
+    } else {
+      ++admitted_;
+      parked_.push_back(t);
+      t.place_ = task_place::parked;
+    }
   }
   if (t.retired_) {
     // Finished earlier; an operation it waited on has now let go of its work.
     if (!t.awaiting_ && &t != current()) t.destroy_work();
+    return;
+  }
+  if (t.place_ == task_place::queued) {
+    // Paused, resumed or stopped while queued: only finishing moves it (out of the
+    // queue). A requeue bit left by a resume is applied when it is admitted.
+    if (control::state(t.control_.load(std::memory_order_acquire)) != run_state::active) retire(t);
     return;
   }
   std::uint32_t c = t.control_.load(std::memory_order_acquire);
@@ -83,10 +95,16 @@ void core_impl::retire(task_base& t) noexcept {
   if (&t == unit_just_ended_) unit_just_ended_ = nullptr;  // it may be freed below
   --task_count_;
   uncount_shares(t);
+  const bool was_admitted = t.place_ != task_place::queued;
   if (t.place_ == task_place::runnable) policy_.leave(t);
   else if (t.place_ == task_place::parked) parked_.unlink(t);
+  else if (t.place_ == task_place::queued) queued_.unlink(t);
   t.place_ = task_place::none;
   note_change();
+  if (was_admitted) {
+    --admitted_;
+    if (!queued_.empty()) admit_queued();
+  }
 
   // The lists are consistent from here on: user code below may re-enter.
   if (t.awaiting_) {
@@ -110,6 +128,20 @@ void core_impl::retire(task_base& t) noexcept {
   }
   if (&t == current()) running_task_finished_ = true;  // the tick drops its reference after the unit
   else t.release();                              // the cooperator's reference
+}
+
+void core_impl::admit_queued() noexcept {
+  if (stopped_) return;  // stop() finishes the queued tasks
+  while (admitted_ < max_active_) {
+    task_base* t = queued_.pop_front();
+    if (!t) return;
+    ++admitted_;
+    // As a new task: it waits parked (paused while queued) or joins the end of the run
+    // order. The rings have room: reserve_room() counted it when it was added.
+    parked_.push_back(*t);
+    t->place_ = task_place::parked;
+    update_placement(*t);
+  }
 }
 
 void core_impl::note_change() noexcept {
