@@ -24,15 +24,16 @@ cmake --build "$out/normal" -j"$jobs"
 ctest --test-dir "$out/normal" --output-on-failure -j"$jobs"
 
 step "ASan+UBSan build and tests, in the shake-out mode (every tick ends after one unit)"
-# Every test, the demo server's and the checksum example's too; not the other examples
-# and programs (build time).
+# Every test, the demo server's and the examples that check themselves too; not the other
+# examples and programs (build time).
 # Shake-out (COOP_SHAKE_OUT) here: bugs that depend on slice length show under ASan.
 cmake -S . -B "$out/asan" -DCMAKE_BUILD_TYPE=Debug -DCOOP_SANITIZE=address,undefined \
   -DCOOP_SHAKE_OUT=ON -DCOOP_BUILD_DEMO=ON >/dev/null
 # (test_fork only without ASan: see tests/CMakeLists.txt)
 mapfile -t suites < <(cd tests && ls test_*.cpp | sed 's/\.cpp$//' | grep -vx test_fork)
-# The checksum example checks its own results and is one of the suite's tests.
-cmake --build "$out/asan" -j"$jobs" --target "${suites[@]}" coop_header_check coop_example_checksum
+# The checksum and shares examples check their own results and are tests of the suite.
+cmake --build "$out/asan" -j"$jobs" --target "${suites[@]}" coop_header_check coop_example_checksum \
+  coop_example_shares
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$out/asan" --output-on-failure -j"$jobs"
 
