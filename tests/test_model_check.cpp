@@ -89,7 +89,10 @@ BOOST_AUTO_TEST_CASE(coop_agrees_with_the_model) {
       "a result wait gets the work: unit_error", "a result wait gets the work: task_stopped",
       "a result wait gets the work: scheduler_stopped", "a cancelled result wait gets a default-constructed work",
       "a steps_of wait: null", "a steps_of wait: unit_error", "a steps_of wait: task_stopped",
-      "a steps_of wait: scheduler_stopped", "a steps_of wait: aborted"};
+      "a steps_of wait: scheduler_stopped", "a steps_of wait: aborted",
+      "set_shares on a finished task does nothing", "set_shares to the default",
+      "set_shares to other than the default", "a turn cut short goes on first",
+      "a turn with too little credit runs no unit", "a turn of several units"};
   std::ostringstream all;
   for (auto& [what, n] : s.coverage) all << "  " << what << ": " << n << "\n";
   BOOST_TEST_MESSAGE("cases reached:\n" << all.str());
@@ -113,6 +116,7 @@ BOOST_AUTO_TEST_CASE(the_checker_catches_a_wrong_model) {
       {"a removal before the cursor skips a task (Twisted's list.remove under iteration)", {.skip_after_removal = true}},
       {"a resumed task joins at the front", {.resume_at_front = true}},
       {"pause is a flag, not a counter", {.no_pause_count = true}},
+      {"shares do not weigh turns", {.shares_ignored = true}},
   };
   for (const mutation& mu : mutations) {
     run_summary s = check_many(1, 300, mu.m, 1);

@@ -166,8 +166,9 @@ void core_impl::run_units_until_predicate() noexcept {
     task_base* t = weighted_turns ? policy_.take_held() : nullptr;
     const bool continuing = t != nullptr;
     if (!t && !(t = policy_.next())) break;
-    // Alone, a task owes nobody and is owed nothing: no turns, as in the slice's tick.
-    const bool turns = weighted_turns && !policy_.lone();
+    // Alone, a task owes nothing for its time (fairness by time): no turns, as in the
+    // slice's tick.
+    const bool turns = weighted_turns && !(by_time_ && policy_.lone());
     if (weighted_turns && !turns) t->credit_ = 0;
     else if (turns && !continuing && !begin_turn(*t)) continue;
     if (!claim(*t, asymmetric_fences_)) {
@@ -326,7 +327,9 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
     task_base* t = policy_.take_held();
     const bool continuing = t != nullptr;
     if (!t && !(t = policy_.next())) break;
-    const bool lone = policy_.lone();
+    // Alone, a task owes nothing for its time (fairness by time; with fairness::units its
+    // turns are kept, so the order does not depend on when a paused task leaves the ring).
+    const bool lone = by_time_ && policy_.lone();
     if (!lone && !continuing && !begin_turn(*t)) continue;  // skips this turn
     if (!claim(*t, fences)) [[unlikely]] {
       running_task_.store(nullptr, std::memory_order_release);
@@ -337,16 +340,11 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
     ran = t;
     run_result r{0, run_outcome::more};
     if (lone) {
-      // Alone, a task owes nobody: it runs batches as the round-robin tick does, and
-      // keeps no debt that would hold it back when others join.
+      // It runs batches as the round-robin tick does, and keeps no debt that would hold
+      // it back when others join.
       t->credit_ = 0;
-      r = t->run(by_time_ ? check_interval_ : until_check, interrupt_);
-      if (by_time_) {
-        const auto elapsed = read_clock();
-        adapt_check_interval(elapsed, std::max<std::uint32_t>(r.units, 1));
-      } else {
-        until_check -= std::min(until_check, r.units);
-      }
+      r = t->run(check_interval_, interrupt_);
+      adapt_check_interval(read_clock(), std::max<std::uint32_t>(r.units, 1));
     } else if (by_time_) {
       // Batches of units, the clock read after each and the time charged to the turn.
       // The first batch is one unit (this task's units may cost anything); each next one

@@ -46,6 +46,7 @@ struct model_mutations {
   bool skip_after_removal = false;  // Twisted's list.remove-under-iterator skip
   bool resume_at_front = false;     // a resumed task joins at the front
   bool no_pause_count = false;      // pause is a flag, not a counter
+  bool shares_ignored = false;      // every turn is one unit, whatever the shares
 };
 
 // Observables are strings so that the model needs nothing from coop:
@@ -79,6 +80,8 @@ public:
     int units = 0;
     action armed = action::more;
     std::uint8_t target = 0;
+    unsigned shares = 100;
+    long credit = 0;         // fairness::units: shares earned per turn, 100 spent per unit
   };
   struct wait {
     std::size_t task = 0;
@@ -121,6 +124,7 @@ public:
       if (tasks_[id].finished.empty()) finish(static_cast<int>(id), "scheduler_stopped", "scheduler_stopped");
     list_.clear();
     cursor_ = 0;
+    held_ = -1;
   }
 
   // The execution context shuts down under the cooperator: every unfinished task finishes
@@ -171,6 +175,20 @@ public:
     tasks_[id].target = target;
   }
 
+  // Shares weigh units (API.md, "Fairness and shares"): each turn earns a task its shares,
+  // each unit costs 100, so at 100 a turn is one unit (Twisted) and at 250 two or three.
+  std::string set_shares(int id, unsigned shares) {
+    task& t = tasks_[id];
+    if (!t.finished.empty()) {
+      note("set_shares on a finished task does nothing");
+      return "ok";
+    }
+    note(shares == 100 ? "set_shares to the default" : "set_shares to other than the default");
+    t.shares = shares;
+    return "ok";
+  }
+  unsigned shares(int id) const { return tasks_[id].shares; }
+
   // ---- waits ----
   // Returns the wait's index, or -1 at the wait cap.
   int when_done(int id, bool from_coiterate = false) {
@@ -208,10 +226,38 @@ public:
   bool tick(int budget) {
     if (!runnable()) return false;
     int units = 0;
+    // Weighted turns while some unfinished task has other than the default shares
+    // (decided when the tick starts); else one unit per turn.
+    bool weighted = false;
+    for (const task& t : tasks_) weighted = weighted || (t.finished.empty() && t.shares != 100);
+    if (mutations_.shares_ignored) weighted = false;
     while (!list_.empty()) {
-      if (cursor_ >= list_.size()) cursor_ = 0;   // the round passed the end: a new round
-      int id = list_[cursor_++];
+      int id;
+      bool continuing = false;
+      if (weighted && held_ >= 0) {   // a turn the last tick cut short goes on first
+        id = held_;
+        held_ = -1;
+        continuing = true;
+        note("a turn cut short goes on first");
+      } else {
+        if (cursor_ >= list_.size()) cursor_ = 0;   // the round passed the end: a new round
+        id = list_[cursor_++];
+      }
+      if (weighted && !continuing) {
+        task& t = tasks_[id];
+        t.credit += t.shares;
+        if (t.credit < 100) {
+          note("a turn with too little credit runs no unit");
+          continue;
+        }
+        if (t.credit >= 200) note("a turn of several units");
+      }
       run_unit(id);
+      if (weighted) {
+        task& t = tasks_[id];
+        t.credit -= 100;
+        if (t.finished.empty() && t.credit >= 100 && on_list(id)) held_ = id;
+      }
       if (++units >= budget) {
         note("tick ended by the predicate");
         break;
@@ -239,8 +285,14 @@ private:
 
   void note(const std::string& what) { ++coverage_[what]; }
 
+  bool on_list(int id) const {
+    for (int x : list_)
+      if (x == id) return true;
+    return false;
+  }
   void join(int id) {
     if (cursor_ > 0) note("join mid-round (runs before the round restarts)");
+    tasks_[id].credit = 0;   // time away from the run order earns nothing
     if (mutations_.resume_at_front) {
       list_.insert(list_.begin(), id);
       ++cursor_;
@@ -249,6 +301,7 @@ private:
     list_.push_back(id);
   }
   void remove(int id) {
+    if (held_ == id) held_ = -1;
     for (std::size_t j = 0; j < list_.size(); ++j) {
       if (list_[j] != id) continue;
       list_.erase(list_.begin() + static_cast<std::ptrdiff_t>(j));
@@ -368,6 +421,7 @@ private:
   std::vector<task> tasks_;
   std::vector<int> list_;      // runnable tasks in join order
   std::size_t cursor_ = 0;     // index of the next task of the current round
+  int held_ = -1;              // a task whose weighted turn has units left
   std::vector<wait> waits_;
   std::vector<std::string> log_;
   long units_run_ = 0;

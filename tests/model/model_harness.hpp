@@ -62,6 +62,7 @@ enum class op_kind : std::uint8_t {
   when_done,   // a0: task, a1: 0 plain callback (strand), 1 bound to the context executor
   cancel,      // a0: wait, a1: 0 terminal, 1 partial, 2 total
   settle,      // when nothing is runnable: drain the executor and check every completion
+  set_shares,  // a0: task, a1: which shares (shares_of)
   count_
 };
 
@@ -94,6 +95,10 @@ inline const char* to_string(ending e) {
 }
 
 inline int ticks_of(const op& o) { return 1 + o.a[0] % 3; }
+inline unsigned shares_of(const op& o) {
+  static constexpr unsigned choices[] = {1, 50, 100, 150, 250, 100, 400, 30};
+  return choices[o.a[1] % 8];
+}
 // The shake-out build ends every tick after one unit, whatever the predicate says.
 inline int budget_of(const op& o, int i) { return coop_test::shake_out ? 1 : 1 + o.a[1 + i] % 6; }
 
@@ -126,6 +131,7 @@ inline std::string to_string(const op& o) {
     case op_kind::when_done: s << "t" << a0 << ".when_done(" << (a1 % 2 ? "bind_executor(ctx)" : "callback") << ")"; break;
     case op_kind::cancel: s << "cancel w" << a0 << " " << cancel_types[a1 % 3]; break;
     case op_kind::settle: s << "settle"; break;
+    case op_kind::set_shares: s << "t" << a0 << ".set_shares(" << shares_of(o) << ")"; break;
     case op_kind::count_: break;
   }
   return s.str();
@@ -162,7 +168,7 @@ inline sequence generate(std::uint64_t seed) {
   }
   auto task = [&] { return static_cast<std::uint8_t>(pick(static_cast<std::uint64_t>(made + 2))); };
   // weights per op_kind, in enum order
-  static const int weights[] = {12, 9, 9, 4, 2, 3, 22, 18, 8, 5, 4};
+  static const int weights[] = {12, 9, 9, 4, 2, 3, 22, 18, 8, 5, 4, 6};
   int total = 0;
   for (int w : weights) total += w;
   for (int i = 0; i < length; ++i) {
@@ -202,6 +208,10 @@ inline sequence generate(std::uint64_t seed) {
       case op_kind::cancel:
         o.a[0] = static_cast<std::uint8_t>(pick(8));
         o.a[1] = static_cast<std::uint8_t>(pick(3));
+        break;
+      case op_kind::set_shares:
+        o.a[0] = task();
+        o.a[1] = static_cast<std::uint8_t>(pick(8));
         break;
       default: break;
     }
@@ -703,6 +713,22 @@ private:
           real_out = model_out = "";
           if (!model_.runnable()) settle(real_out, model_out);
           break;
+        case op_kind::set_shares: {
+          const unsigned v = shares_of(o);
+          if (task_known) {
+            real_out = call(false, [&](boost::system::error_code*) { tasks_[a0].handle->set_shares(v); });
+            real_out += " shares=" + std::to_string(tasks_[a0].handle->shares());
+          } else {
+            real_out = "skip";
+          }
+          if (model_task_known) {
+            model_out = model_.set_shares(a0, v);
+            model_out += " shares=" + std::to_string(model_.shares(a0));
+          } else {
+            model_out = "skip";
+          }
+          break;
+        }
         case op_kind::count_: break;
       }
     } catch (const std::exception& e) {
