@@ -35,6 +35,7 @@ using coop_demo::mebibyte;
 namespace {
 
 constexpr std::chrono::seconds generous{60};  // futures: a hang fails instead of blocking ctest
+using namespace std::chrono_literals;
 
 struct running_server {
   explicit running_server(coop_demo::server_options options = {}, int threads = 2)
@@ -312,6 +313,64 @@ BOOST_AUTO_TEST_CASE(jobs_spread_over_several_cooperators) {
   const auto b = id_of(c.call_json(http::verb::post, "/jobs?mib=1048576", http::status::created));
   s.join();
   for (auto id : {a, b}) BOOST_TEST(coop_demo::to_string(s.server.find_job(id)->state()) == "stopped");
+}
+
+BOOST_AUTO_TEST_CASE(jobs_have_names_shares_and_task_states) {
+  coop_demo::server_options options;
+  options.cooperator.max_active = 1;  // one cooperator: the second job waits, queued
+  running_server s(options);
+  client c(s.port());
+  const auto info = c.call_json(http::verb::get, "/info", http::status::ok);
+  BOOST_TEST(info.at("fairness").as_string() == "units");
+  BOOST_TEST(info.at("max_active").to_number<int>() == 1);
+  const auto a = id_of(c.call_json(http::verb::post, "/jobs?mib=1048576&shares=300&name=big", http::status::created));
+  const auto b = id_of(c.call_json(http::verb::post, "/jobs?mib=1048576", http::status::created));
+  auto ja = c.call_json(http::verb::get, "/jobs/" + std::to_string(a), http::status::ok);
+  BOOST_TEST(ja.at("name").as_string() == "big");
+  BOOST_TEST(ja.at("shares").to_number<int>() == 300);
+  BOOST_TEST(ja.at("task_state").as_string() == "runnable");
+  auto jb = c.call_json(http::verb::get, "/jobs/" + std::to_string(b), http::status::ok);
+  BOOST_TEST(jb.at("name").as_string() == "job-" + std::to_string(b));
+  BOOST_TEST(jb.at("shares").to_number<int>() == 100);
+  BOOST_TEST(jb.at("task_state").as_string() == "queued");
+  BOOST_TEST(units_of(jb) == 0u);
+
+  const std::string pb = "/jobs/" + std::to_string(b);
+  BOOST_TEST(c.call_json(http::verb::post, pb + "/shares?value=700", http::status::ok).at("shares").to_number<int>() == 700);
+  for (const char* bad : {"/shares", "/shares?value=0", "/shares?value=10001", "/shares?value=x", "/shares?value=5&x=1"})
+    BOOST_TEST_CONTEXT(bad) { check_error(c.call_json(http::verb::post, pb + bad, http::status::bad_request)); }
+  BOOST_TEST(c.call_json(http::verb::get, pb, http::status::ok).at("shares").to_number<int>() == 700);
+
+  // The running job stops: the queued one is admitted and runs.
+  c.call_json(http::verb::post, "/jobs/" + std::to_string(a) + "/stop", http::status::ok);
+  auto finished = c.call_json(http::verb::post, "/jobs/" + std::to_string(a) + "/shares?value=5", http::status::conflict);
+  BOOST_TEST(finished.at("shares").to_number<int>() == 300);
+  BOOST_TEST(finished.at("task_state").as_string() == "stopped");
+  const auto deadline = std::chrono::steady_clock::now() + generous;
+  while (units_of(c.call_json(http::verb::get, pb, http::status::ok)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  BOOST_TEST(c.call_json(http::verb::get, pb, http::status::ok).at("task_state").as_string() == "runnable");
+  for (const char* bad : {"/jobs?mib=1&shares=0", "/jobs?mib=1&shares=10001", "/jobs?mib=1&shares=",
+                          "/jobs?mib=1&mode=naive&shares=5", "/jobs?mib=1&name=",
+                          "/jobs?mib=1&name=01234567890123456789012345678901234567890123456789012345678901234"})
+    BOOST_TEST_CONTEXT(bad) { check_error(c.call_json(http::verb::post, bad, http::status::bad_request)); }
+  BOOST_TEST(c.call_json(http::verb::get, "/jobs", http::status::ok).as_array().size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(time_fairness_splits_the_cpu_by_shares) {
+  coop_demo::server_options options;
+  options.cooperator.fairness = coop::fairness::time;
+  running_server s(options, 1);
+  client c(s.port());
+  BOOST_TEST(c.call_json(http::verb::get, "/info", http::status::ok).at("fairness").as_string() == "time");
+  const auto a = id_of(c.call_json(http::verb::post, "/jobs?mib=1048576&shares=100", http::status::created));
+  const auto b = id_of(c.call_json(http::verb::post, "/jobs?kind=sha512&mib=1048576&shares=300", http::status::created));
+  std::this_thread::sleep_for(300ms);
+  const double ca = c.call_json(http::verb::get, "/jobs/" + std::to_string(a), http::status::ok).at("cpu_ms").to_number<double>();
+  const double cb = c.call_json(http::verb::get, "/jobs/" + std::to_string(b), http::status::ok).at("cpu_ms").to_number<double>();
+  BOOST_TEST_MESSAGE("cpu ms: " << ca << " (100 shares), " << cb << " (300 shares)");
+  BOOST_TEST(cb > 1.5 * ca);  // 3x, with room for a loaded machine
+  BOOST_TEST(cb < 6 * ca);
 }
 
 BOOST_AUTO_TEST_CASE(pause_resume_stop_map_the_task_api) {

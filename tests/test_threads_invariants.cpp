@@ -122,12 +122,14 @@ public:
     std::string finished_as;        // guarded by control: what pause()/stop() threw
   };
 
-  explicit stress(int seconds) : seconds_(seconds) {}
+  // `options`: the cooperator's; `weighted`: tasks get shares and controllers change them.
+  stress(int seconds, coop::cooperator_options options, bool weighted)
+      : seconds_(seconds), options_(std::move(options)), weighted_(weighted) {}
 
   void run() {
     asio::io_context& ioc = ioc_;
     auto guard = asio::make_work_guard(ioc);
-    coop::cooperator c(ioc, {.termination = [] { return [n = 0]() mutable { return ++n >= 3; }; }});
+    coop::cooperator c(ioc, options_);
     coop_ = &c;
     strand_.emplace(c.get_executor());
 
@@ -239,7 +241,8 @@ private:
     t->id = next_id_++;
     run_state* raw = t.get();
     t->generation = generation_.load();
-    t->handle = coop_->cooperate([this, raw] { return unit(*raw); });
+    t->handle = coop_->cooperate([this, raw] { return unit(*raw); },
+                                 {.shares = weighted_ ? static_cast<unsigned>(1 + rng() % 400) : 100u});
     t->ready = true;   // the handle is set: its units may use it from now on
     {
       std::lock_guard tl(tasks_mutex_);
@@ -307,6 +310,16 @@ private:
         wait_on(*t);
         continue;
       }
+      if (weighted_ && r >= 930 && r < 950) {
+        // Any task, in any state: a finished one ignores it.
+        t->handle.set_shares(static_cast<unsigned>(1 + rng() % 400));
+        std::lock_guard lock(t->control);  // no resume() of it meanwhile
+        const coop::task_state state = t->handle.state();
+        if (t->pauses > 0 && (state == coop::task_state::runnable || state == coop::task_state::queued ||
+                              state == coop::task_state::waiting))
+          violation("task " + std::to_string(t->id) + ": paused, and state() says " + coop::to_string(state));
+        continue;
+      }
       std::lock_guard lock(t->control);
       if (r < 400) {   // pause
         try {
@@ -349,6 +362,8 @@ private:
   }
 
   int seconds_;
+  coop::cooperator_options options_;
+  bool weighted_;
   // First member, so destroyed last: the task handles below keep the cooperator's strand,
   // which must not outlive its io_context.
   asio::io_context ioc_;
@@ -379,7 +394,21 @@ int stress_seconds() {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(invariants_hold_under_concurrent_control) {
-  stress s(stress_seconds());
+  stress s(stress_seconds(), {.termination = [] { return [n = 0]() mutable { return ++n >= 3; }; }}, false);
+  s.run();
+  s.check();
+}
+
+BOOST_AUTO_TEST_CASE(invariants_hold_with_shares_and_a_concurrency_limit) {
+  // Weighted turns (shares changed from the controllers) in the time slice's tick, and
+  // tasks queued for admission that controllers pause, resume and stop.
+  stress s(stress_seconds(), {.slice = 200us, .max_active = 5}, true);
+  s.run();
+  s.check();
+}
+
+BOOST_AUTO_TEST_CASE(invariants_hold_with_fairness_by_time) {
+  stress s(stress_seconds(), {.slice = 200us, .fairness = coop::fairness::time, .max_active = 5}, true);
   s.run();
   s.check();
 }

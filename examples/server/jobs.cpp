@@ -128,8 +128,9 @@ std::string_view to_string(job_state s) {
   return "unknown";
 }
 
-job::job(std::uint64_t id_, std::string kind_, std::uint64_t mib_, bool naive_)
-    : id(id_), kind(std::move(kind_)), mib(mib_), naive(naive_),
+job::job(std::uint64_t id_, std::string kind_, std::uint64_t mib_, bool naive_, std::string name_)
+    : id(id_), name(name_.empty() ? "job-" + std::to_string(id_) : std::move(name_)), kind(std::move(kind_)),
+      mib(mib_), naive(naive_),
       progress(std::make_shared<hash_progress>(kind, mib_)) {}
 
 void job::finish(job_state state, std::string error) {
@@ -189,6 +190,16 @@ boost::json::object job::to_json() const {
   o["total_units"] = progress->total_units();
   o["bytes"] = units * chunk_size;
   o["cpu_ms"] = static_cast<double>(progress->cpu_ns()) / 1e6;
+  o["name"] = name;
+  // The cooperative task's own view: its shares, and its state (queued while the
+  // cooperator's max_active admits others first, waiting, ...). Null for naive jobs.
+  if (auto task = task_locked()) {
+    o["shares"] = task->shares();
+    o["task_state"] = coop::to_string(task->state());
+  } else {
+    o["shares"] = nullptr;
+    o["task_state"] = nullptr;
+  }
   if (s == job_state::done) o["digest"] = progress->digest_hex();
   if (!error.empty()) o["error"] = error;
   return o;
@@ -243,6 +254,21 @@ boost::system::error_code job::stop() {
   return ec;
 }
 
+boost::system::error_code job::set_shares(unsigned shares) {
+  auto task = task_locked();
+  if (!task) return make_error_code(boost::system::errc::operation_not_supported);
+  // On a finished task set_shares() does nothing; the route says it has finished.
+  switch (task->state()) {
+    case coop::task_state::done: return coop::error::task_done;
+    case coop::task_state::stopped: return coop::error::task_stopped;
+    case coop::task_state::failed: return coop::error::task_failed;
+    case coop::task_state::scheduler_stopped: return coop::error::scheduler_stopped;
+    default: break;
+  }
+  task->set_shares(shares);
+  return {};
+}
+
 coop::step hash_work::operator()() {
   if (hook_) hook_(job_id_, progress_->units_done());
   return progress_->hash_next_chunk() ? coop::step::done : coop::step::more;
@@ -260,9 +286,9 @@ void run_blocking(job& j, const unit_hook& hook) {
   }
 }
 
-std::shared_ptr<job> job_registry::create(std::string kind, std::uint64_t mib, bool naive) {
+std::shared_ptr<job> job_registry::create(std::string kind, std::uint64_t mib, bool naive, std::string name) {
   std::lock_guard lock(mutex_);
-  auto j = std::make_shared<job>(next_id_++, std::move(kind), mib, naive);
+  auto j = std::make_shared<job>(next_id_++, std::move(kind), mib, naive, std::move(name));
   jobs_.emplace(j->id, j);
   forget_old_finished_locked();
   return j;

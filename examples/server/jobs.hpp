@@ -80,9 +80,11 @@ std::string_view to_string(job_state);
 /// A job as the HTTP routes see it.
 class job {
 public:
-  job(std::uint64_t id, std::string kind, std::uint64_t mib, bool naive);
+  /// `name` empty: "job-<id>".
+  job(std::uint64_t id, std::string kind, std::uint64_t mib, bool naive, std::string name = {});
 
   const std::uint64_t id;
+  const std::string name;  // also the task's name (stats, stall reports)
   const std::string kind;
   const std::uint64_t mib;
   const bool naive;  // ran inside one request handler (the starvation mode)
@@ -108,6 +110,9 @@ public:
   boost::system::error_code pause();
   boost::system::error_code resume();
   boost::system::error_code stop();
+  /// Changes the task's shares (1..10000, checked by the caller); `errc::operation_not_supported`
+  /// for naive jobs, coop::error values for finished ones.
+  boost::system::error_code set_shares(unsigned shares);
 
   /// Naive jobs poll this between chunks.
   bool stop_requested() const noexcept { return stop_requested_.load(std::memory_order_relaxed); }
@@ -153,7 +158,7 @@ void run_blocking(job& j, const unit_hook& hook);
 class job_registry {
 public:
   explicit job_registry(std::size_t finished_kept = 1000) : finished_kept_(finished_kept) {}
-  std::shared_ptr<job> create(std::string kind, std::uint64_t mib, bool naive);
+  std::shared_ptr<job> create(std::string kind, std::uint64_t mib, bool naive, std::string name = {});
   std::shared_ptr<job> find(std::uint64_t id) const;
   std::vector<std::shared_ptr<job>> all() const;
 

@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   std::size_t cooperators = 0;
   double slice_us = 250;
   std::string address = "127.0.0.1";
+  std::string fairness = "units";
+  std::size_t max_active = 0;
   po::options_description desc("coop_demo_server options");
   desc.add_options()
       ("help,h", "show this help")
@@ -29,7 +31,9 @@ int main(int argc, char** argv) {
       ("threads,t", po::value(&threads)->default_value(threads), "threads running the io_context")
       ("cooperators", po::value(&cooperators)->default_value(cooperators), "cooperators the jobs are spread over (each uses at most one thread at a time; 0: one per thread)")
       ("slice-us", po::value(&slice_us)->default_value(slice_us), "cooperator time slice per tick, microseconds")
-      ("address", po::value(&address)->default_value(address), "address to bind");
+      ("address", po::value(&address)->default_value(address), "address to bind")
+      ("fairness", po::value(&fairness)->default_value(fairness), "what jobs' shares weigh: units (Twisted's round-robin) or time")
+      ("max-active", po::value(&max_active)->default_value(max_active), "jobs admitted at once per cooperator; later ones wait queued (0: no limit)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -42,8 +46,8 @@ int main(int argc, char** argv) {
     std::cout << desc << "\n";
     return 0;
   }
-  if (threads < 1 || slice_us <= 0) {
-    std::cerr << "coop_demo_server: --threads must be >= 1, --slice-us > 0\n";
+  if (threads < 1 || slice_us <= 0 || (fairness != "units" && fairness != "time")) {
+    std::cerr << "coop_demo_server: --threads must be >= 1, --slice-us > 0, --fairness units or time\n";
     return 2;
   }
   if (cooperators == 0) cooperators = threads;
@@ -55,6 +59,8 @@ int main(int argc, char** argv) {
   options.threads = threads;
   options.cooperators = cooperators;
   options.cooperator.slice = std::chrono::nanoseconds(static_cast<long long>(slice_us * 1000));
+  options.cooperator.fairness = fairness == "time" ? coop::fairness::time : coop::fairness::units;
+  options.cooperator.max_active = max_active;
   std::optional<coop_demo::server> server;
   try {
     server.emplace(ioc, options);
@@ -75,7 +81,8 @@ int main(int argc, char** argv) {
   });
 
   std::cout << "coop_demo_server: listening on http://" << address << ":" << server->port()
-            << "/ (threads " << threads << ", cooperators " << cooperators << ", slice " << slice_us << " us)"
+            << "/ (threads " << threads << ", cooperators " << cooperators << ", slice " << slice_us << " us, fairness "
+            << fairness << ", max-active " << max_active << ")"
             << std::endl;
   std::cout << "port " << server->port() << std::endl;
 

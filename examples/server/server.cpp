@@ -340,6 +340,8 @@ private:
           {"threads", o.threads},
           {"cooperators", server_->cooperators.size()},
           {"slice_us", std::chrono::duration<double, std::micro>(o.cooperator.slice).count()},
+          {"fairness", o.cooperator.fairness == coop::fairness::time ? "time" : "units"},
+          {"max_active", o.cooperator.max_active},
           {"chunk_bytes", chunk_size},
           {"kinds", json::array{"sha256", "sha512", "sha3-256", "blake2b512"}},
           {"max_mib", max_job_mib},
@@ -370,7 +372,8 @@ private:
     auto bad_request = [&](std::string message) {
       send(error_response(req, http::status::bad_request, message));
     };
-    if (auto bad = q.unexpected({"kind", "mib", "mode"})) return bad_request("unexpected parameter: " + *bad);
+    if (auto bad = q.unexpected({"kind", "mib", "mode", "shares", "name"}))
+      return bad_request("unexpected parameter: " + *bad);
     std::string kind = "sha256";
     if (auto k = q.find("kind")) {
       if (!*k || !digest::supported(**k)) return bad_request("kind must be one of sha256, sha512, sha3-256, blake2b512");
@@ -385,17 +388,30 @@ private:
       if (*mode && **mode == "naive") naive = true;
       else if (!*mode || **mode != "coop") return bad_request("mode must be coop or naive");
     }
+    unsigned shares = 100;
+    if (auto v = q.find("shares")) {
+      auto parsed = *v ? parse_u64(**v) : std::nullopt;
+      if (!parsed || *parsed < 1 || *parsed > 10000) return bad_request("shares must be an integer from 1 to 10000");
+      if (naive) return bad_request("a naive job has no shares");
+      shares = static_cast<unsigned>(*parsed);
+    }
+    std::string name;
+    if (auto v = q.find("name")) {
+      if (!*v || (*v)->empty() || (*v)->size() > 64) return bad_request("name must be 1 to 64 characters");
+      name = **v;
+    }
     if (server_->shutting_down.load())
       return send(error_response(req, http::status::service_unavailable, "the server is shutting down"));
 
-    auto j = server_->jobs.create(kind, *mib, naive);
+    auto j = server_->jobs.create(kind, *mib, naive, std::move(name));
     if (naive) {
       // The starvation demo: the whole job runs right here, blocking this thread of the
       // io_context until it is done. Every other handler waiting for a thread waits with it.
       run_blocking(*j, server_->options.on_unit);
       return send(json_response(req, http::status::ok, j->to_json()));
     }
-    auto task = server_->next_cooperator().cooperate(hash_work(j->progress, j->id, server_->options.on_unit));
+    auto task = server_->next_cooperator().cooperate(hash_work(j->progress, j->id, server_->options.on_unit),
+                                                     {.name = j->name, .shares = shares});
     j->set_task(task);
     task.when_done(asio::bind_executor(server_->ioc.get_executor(),
                                        [j](std::exception_ptr ep) { j->finish_from(ep); }));
@@ -409,18 +425,31 @@ private:
     if (!id) return send(error_response(req, http::status::bad_request, "a job id is a positive integer"));
     auto j = server_->jobs.find(*id);
     const bool action = segments.size() == 3;
-    if (action && segments[2] != "pause" && segments[2] != "resume" && segments[2] != "stop")
+    const bool set_shares = action && segments[2] == "shares";
+    if (action && !set_shares && segments[2] != "pause" && segments[2] != "resume" && segments[2] != "stop")
       return send(error_response(req, http::status::not_found, "no such action: " + segments[2]));
-    if (auto bad = q.unexpected({})) return send(error_response(req, http::status::bad_request, "unexpected parameter: " + *bad));
+    if (auto bad = q.unexpected(set_shares ? std::initializer_list<std::string_view>{"value"}
+                                           : std::initializer_list<std::string_view>{}))
+      return send(error_response(req, http::status::bad_request, "unexpected parameter: " + *bad));
     if (!action && req.method() != http::verb::get) return send(method_not_allowed(req, "GET"));
     if (action && req.method() != http::verb::post) return send(method_not_allowed(req, "POST"));
     if (!j) return send(error_response(req, http::status::not_found, "no such job: " + segments[1]));
     if (!action) return send(json_response(req, http::status::ok, j->to_json()));
 
-    error_code ec = segments[2] == "pause" ? j->pause() : segments[2] == "resume" ? j->resume() : j->stop();
+    error_code ec;
+    if (set_shares) {
+      auto v = q.find("value");
+      auto shares = v && *v ? parse_u64(**v) : std::nullopt;
+      if (!shares || *shares < 1 || *shares > 10000)
+        return send(error_response(req, http::status::bad_request, "value must be an integer from 1 to 10000"));
+      ec = j->set_shares(static_cast<unsigned>(*shares));
+    } else {
+      ec = segments[2] == "pause" ? j->pause() : segments[2] == "resume" ? j->resume() : j->stop();
+    }
     if (!ec) return send(json_response(req, http::status::ok, j->to_json()));
     if (ec == boost::system::errc::operation_not_supported)
-      return send(error_response(req, http::status::conflict, "a naive job cannot be paused or resumed"));
+      return send(error_response(req, http::status::conflict,
+                                 set_shares ? "a naive job has no shares" : "a naive job cannot be paused or resumed"));
     // 409 with the job itself, so the client sees why.
     auto conflict = [&](std::string message) {
       auto body = j->to_json();

@@ -210,7 +210,7 @@ private:
   /// a unit (it overran earlier turns, or its shares are below one unit per turn).
   bool begin_turn(task_base& t) noexcept;
   /// Whether `t` may run another unit in its turn.
-  bool has_credit(const task_base& t) const noexcept { return t.credit_ >= (by_time_ ? 1 : unit_cost); }
+  bool has_credit(const task_base& t) const noexcept { return t.extra().credit >= (by_time_ ? 1 : unit_cost); }
   /// At a unit boundary with interrupt_ raised, after a unit or batch of `t`; `ran` is
   /// `t` while it is still active. True ends the tick.
   bool interrupted(task_base& t, task_base*& ran) noexcept;

@@ -28,7 +28,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
     // A new task: add() or answer_admission() made room for it in both rings, so placing
     // it never allocates.
     ++task_count_;
-    t.number_ = ++tasks_added_;
+    t.extra().number = ++tasks_added_;
     count_shares(t);
     if (max_active_ && admitted_ >= max_active_ && !stopped_) {
       queued_.push_back(t);

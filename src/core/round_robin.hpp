@@ -36,8 +36,7 @@ public:
   /// whose unit is running or has just ended): it lets every other task have its turn
   /// before its next one, even when the round is at its end.
   void join(task_base& t, bool this_round) noexcept {
-    // Time paused, waiting or queued banks no credit; a debt (a turn overrun) is kept.
-    t.credit_ = std::min<std::int64_t>(t.credit_, 0);
+    t.rejoined_ = true;  // the next weighted turn drops its credit (tick.cpp)
     ring_.push_back(t, this_round);
   }
   /// `t` stops being runnable (paused, awaiting an operation, finished, resumed to the end).

@@ -26,7 +26,7 @@ void cooperator_core::check_shares(unsigned shares) {
 
 void cooperator_core::set_options(task_base& t, task_options&& options) {
   t.shares_.store(options.shares, std::memory_order_relaxed);
-  if (!options.name.empty()) t.name_ = std::make_unique<const std::string>(std::move(options.name));
+  if (!options.name.empty()) t.extra().name = std::make_unique<const std::string>(std::move(options.name));
 }
 
 unsigned cooperator_core::shares(const task_base& t) noexcept {
@@ -35,8 +35,9 @@ unsigned cooperator_core::shares(const task_base& t) noexcept {
 
 std::string cooperator_core::name(const task_base& t) {
   // Set before the task was added, never changed after.
-  if (t.name_) return *t.name_;
-  return "task-" + std::to_string(t.number_);
+  const task_extra& x = t.extra();
+  if (x.name) return *x.name;
+  return "task-" + std::to_string(x.number);
 }
 
 task_state cooperator_core::state(const task_base& t) noexcept {

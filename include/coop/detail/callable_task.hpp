@@ -58,6 +58,8 @@ public:
 
   result_slot<Work>* result() noexcept requires KeepsWork { return &result_; }
 
+  task_extra& extra() noexcept override { return extra_; }
+
 private:
   struct plain_storage {
     explicit plain_storage(bool) noexcept {}
@@ -65,6 +67,7 @@ private:
   };
   // Where the work lives: the result slot's value, or a plain optional (same offset).
   std::conditional_t<KeepsWork, result_slot<Work>, plain_storage> result_{KeepsWork};
+  task_extra extra_;  // after the work: see task_extra
 };
 
 }  // namespace coop::detail

@@ -137,10 +137,12 @@ public:
     callable_.reset();
   }
   auto* result() noexcept { return &result_.result_; }
+  task_extra& extra() noexcept override { return extra_; }
 
 private:
   std::optional<Callable> callable_;
   [[no_unique_address]] steps_result<T> result_;
+  task_extra extra_;
 };
 
 template <class T>
@@ -154,9 +156,11 @@ public:
   }
   void destroy_work() noexcept override { destroy_frame(); }
   auto* result() noexcept { return &result_.result_; }
+  task_extra& extra() noexcept override { return extra_; }
 
 private:
   [[no_unique_address]] steps_result<T> result_;
+  task_extra extra_;
 };
 
 }  // namespace coop::detail

@@ -3,9 +3,9 @@
 // pause count, how it finished and the parked when_done waiters. Guarded by the
 // cooperator core's lock; reference counted because handles outlive everything.
 //
-// Kept small (72 bytes on LP64, what a unit reads in the first 48): the tick walks every
-// runnable task in turn, so with many tasks a unit costs about as much as reading its
-// task's memory. The cooperator is not
+// Kept small (48 bytes on LP64; the cold part, task_extra, follows the work): the tick
+// walks every runnable task in turn, so with many tasks a unit costs about as much as
+// reading its task's memory. The cooperator is not
 // referenced from here: handles, waiters and coroutine tasks (which need it) hold it.
 #pragma once
 
@@ -78,6 +78,19 @@ inline std::uint32_t with_state(std::uint32_t c, run_state s) noexcept {
 }
 }  // namespace control
 
+/// A task's cold state: each task type keeps it after its work, so that with many tasks
+/// the memory a round-robin unit touches (the task's first bytes and its work) stays
+/// together. Guarded by the core's lock, except `name` and `number`, which are set before
+/// the task is added and never change.
+struct task_extra {
+  // With some task's shares not the default, or fairness by time: the turn this task has
+  // left (units x 100, or nanoseconds). Negative: it overran its turns and skips turns
+  // until back in credit.
+  std::int64_t credit = 0;
+  std::uint32_t number = 0;                 // the N of "task-N", in the order tasks were added
+  std::unique_ptr<const std::string> name;  // set by task_options; null: "task-N"
+};
+
 class task_base {
 public:
   task_base(const task_base&) = delete;
@@ -123,24 +136,23 @@ public:
   std::atomic<task_place> place_{task_place::none};
   bool retired_ = false;                    // finished and gone from the cooperator
   std::atomic<bool> awaiting_{false};        // coroutine work: waiting on an operation
+  // Set when the task joins the run order; a weighted turn then drops the credit it
+  // had (time away from the run order earns nothing). Here, not in task_extra: joining
+  // must not touch the task's cold memory.
+  bool rejoined_ = true;
   /// Shares and the finished bit (namespace shares_word); any thread.
   std::atomic<std::uint32_t> shares_{shares_word::standard};
 
-  // Read by the scheduling policy only when some task has shares other than the default,
-  // or with fairness by time: the turn this task has left (units x 100, or nanoseconds).
-  // Negative: it overran its turns and skips turns until back in credit.
-  std::int64_t credit_ = 0;
-  std::uint32_t number_ = 0;                 // the N of "task-N", in the order tasks were added
-  std::unique_ptr<const std::string> name_;  // set by task_options; null: "task-N"
+  /// What the round-robin tick never reads, kept after the work (see task_extra).
+  virtual task_extra& extra() noexcept = 0;
+  const task_extra& extra() const noexcept { return const_cast<task_base*>(this)->extra(); }
 
 protected:
   task_base() = default;
   virtual ~task_base() = default;
 };
 
-// What every unit reads (the control word, the slot) is declared first, in the first 48
-// bytes; the rest is read per turn by weighted policies, or never by the tick.
-static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 72, "task_base grew: every unit reads it");
+static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 48, "task_base grew: every unit reads it");
 
 /// Owning pointer to a task (intrusive reference count).
 class task_ptr {
