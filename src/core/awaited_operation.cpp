@@ -7,26 +7,35 @@
 
 namespace coop::detail {
 
+namespace {
+// Only coroutine tasks await operations; their generation counter lives with them.
+std::uint32_t& generation_of(task_base& t) noexcept { return static_cast<steps_task_base&>(t).await_generation_; }
+std::uint32_t generation_of(const task_base& t) noexcept {
+  return static_cast<const steps_task_base&>(t).await_generation_;
+}
+}  // namespace
+
 std::uint32_t core_impl::begin_await(task_base& t) noexcept {
   lock l(*this);
   if (control::state(t.control_.load(std::memory_order_acquire)) != run_state::active) return 0;
-  t.awaiting_ = true;
-  if (++t.await_generation_ == 0) t.await_generation_ = 1;
+  t.awaiting_.store(true, std::memory_order_relaxed);
+  std::uint32_t& g = generation_of(t);
+  if (++g == 0) g = 1;
   park(t);
-  return t.await_generation_;
+  return g;
 }
 
 void core_impl::undo_await(task_base& t) noexcept {
   lock l(*this);
-  t.awaiting_ = false;
+  t.awaiting_.store(false, std::memory_order_relaxed);
   update_placement(t);
 }
 
 void core_impl::end_await(task_base& t, std::uint32_t generation, std::exception_ptr failure,
                                void (*deliver)(void*), void* arg) noexcept {
   lock l(*this);
-  if (!t.awaiting_ || t.await_generation_ != generation) return;  // a handler of an earlier operation
-  t.awaiting_ = false;
+  if (!t.awaiting_ || generation_of(t) != generation) return;  // a handler of an earlier operation
+  t.awaiting_.store(false, std::memory_order_relaxed);
   if (control::state(t.control_.load(std::memory_order_acquire)) == run_state::active) {
     if (failure) {
       t.failure_ = std::move(failure);
@@ -42,13 +51,13 @@ void core_impl::end_await(task_base& t, std::uint32_t generation, std::exception
 
 bool core_impl::await_pending(const task_base& t, std::uint32_t generation) noexcept {
   lock l(*this);  // its release applies what other threads left meanwhile
-  return t.awaiting_ && t.await_generation_ == generation;
+  return t.awaiting_ && generation_of(t) == generation;
 }
 
 void core_impl::await_abandoned(task_base& t, std::uint32_t generation) noexcept {
   lock l(*this);
-  if (!t.awaiting_ || t.await_generation_ != generation) return;
-  t.awaiting_ = false;
+  if (!t.awaiting_ || generation_of(t) != generation) return;
+  t.awaiting_.store(false, std::memory_order_relaxed);
   if (control::state(t.control_.load(std::memory_order_acquire)) == run_state::active) {
     t.failure_ = operation_aborted_exception;
     try_finish(t, run_state::failed);
@@ -76,7 +85,7 @@ struct dropped_await_check {
 
 void core_impl::await_dropped(task_base& t, std::uint32_t generation) noexcept {
   lock l(*this);
-  if (!t.awaiting_ || t.await_generation_ != generation) return;
+  if (!t.awaiting_ || generation_of(t) != generation) return;
   t.forget_awaited();  // a stop() meanwhile must not emit cancellation into the gone operation
   try {
     post_to_strand(&t, dropped_await_check(task_ptr(&t), generation));  // a drop ends it at once

@@ -210,7 +210,12 @@ private:
   /// a unit (it overran earlier turns, or its shares are below one unit per turn).
   bool begin_turn(task_base& t) noexcept;
   /// Whether `t` may run another unit in its turn.
-  bool has_credit(const task_base& t) const noexcept { return t.extra().credit >= (by_time_ ? 1 : unit_cost); }
+  bool has_credit(const task_base& t) const noexcept { return t.credit_ >= (by_time_ ? 1 : unit_cost); }
+  /// Charges `t`'s turn for units that cost `cost` (credit units or nanoseconds). A debt
+  /// is kept down to about a second (a unit that ran longer is charged as if it had not).
+  static void charge(task_base& t, std::int64_t cost) noexcept {
+    t.credit_ = static_cast<std::int32_t>(std::max<std::int64_t>(std::int64_t{t.credit_} - cost, -(std::int64_t{1} << 30)));
+  }
   /// At a unit boundary with interrupt_ raised, after a unit or batch of `t`; `ran` is
   /// `t` while it is still active. True ends the tick.
   bool interrupted(task_base& t, task_base*& ran) noexcept;
@@ -244,11 +249,11 @@ private:
   const bool by_time_;  // fairness::time
   // A unit's cost in credit with fairness::units: a turn earns the task's shares, so at
   // 100 shares it runs one unit.
-  static constexpr std::int64_t unit_cost = 100;
+  static constexpr std::int32_t unit_cost = 100;
   // The time a turn earns with fairness::time, per 100 shares: long enough that a turn's
   // clock reads (one per batch of units, the batches doubling) cost trivial units under
   // 1%, short enough that tasks take turns many times per slice of a millisecond.
-  static constexpr std::int64_t time_turn_ns = 100'000;
+  static constexpr std::int32_t time_turn_ns = 100'000;
   std::function<std::function<bool()>()> termination_;
   core_mutex mutex_;
   std::atomic<std::uint32_t> interrupt_{0};

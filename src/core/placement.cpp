@@ -28,15 +28,15 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
     // A new task: add() or answer_admission() made room for it in both rings, so placing
     // it never allocates.
     ++task_count_;
-    t.extra().number = ++tasks_added_;
+    t.set_number(++tasks_added_);
     count_shares(t);
     if (max_active_ && admitted_ >= max_active_ && !stopped_) {
       queued_.push_back(t);
-      t.place_ = task_place::queued;
+      t.place_.store(task_place::queued, std::memory_order_relaxed);
     } else {
       ++admitted_;
       parked_.push_back(t);
-      t.place_ = task_place::parked;
+      t.place_.store(task_place::parked, std::memory_order_relaxed);
     }
   }
   if (t.retired_) {
@@ -77,7 +77,7 @@ void core_impl::park(task_base& t) noexcept {
   if (t.place_ == task_place::parked) return;
   if (t.place_ == task_place::runnable) policy_.leave(t);
   parked_.push_back(t);
-  t.place_ = task_place::parked;
+  t.place_.store(task_place::parked, std::memory_order_relaxed);
   note_change();
 }
 
@@ -85,7 +85,7 @@ void core_impl::make_runnable(task_base& t) noexcept {
   // The task whose unit is running goes behind the others (its next turn); so does the
   // one whose unit has just ended while the requests left during that unit are applied.
   policy_.join(t, &t != current() && &t != unit_just_ended_);
-  t.place_ = task_place::runnable;
+  t.place_.store(task_place::runnable, std::memory_order_relaxed);
   note_change();
 }
 
@@ -99,7 +99,7 @@ void core_impl::retire(task_base& t) noexcept {
   if (t.place_ == task_place::runnable) policy_.leave(t);
   else if (t.place_ == task_place::parked) parked_.unlink(t);
   else if (t.place_ == task_place::queued) queued_.unlink(t);
-  t.place_ = task_place::none;
+  t.place_.store(task_place::none, std::memory_order_relaxed);
   note_change();
   if (was_admitted) {
     --admitted_;
@@ -139,7 +139,7 @@ void core_impl::admit_queued() noexcept {
     // As a new task: it waits parked (paused while queued) or joins the end of the run
     // order. The rings have room: reserve_room() counted it when it was added.
     parked_.push_back(*t);
-    t->place_ = task_place::parked;
+    t->place_.store(task_place::parked, std::memory_order_relaxed);
     update_placement(*t);
   }
 }

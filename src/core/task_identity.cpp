@@ -25,8 +25,8 @@ void cooperator_core::check_shares(unsigned shares) {
 }
 
 void cooperator_core::set_options(task_base& t, task_options&& options) {
-  t.shares_.store(options.shares, std::memory_order_relaxed);
-  if (!options.name.empty()) t.extra().name = std::make_unique<const std::string>(std::move(options.name));
+  t.shares_.store(static_cast<std::uint16_t>(options.shares), std::memory_order_relaxed);
+  t.set_name(std::move(options.name));
 }
 
 unsigned cooperator_core::shares(const task_base& t) noexcept {
@@ -35,9 +35,8 @@ unsigned cooperator_core::shares(const task_base& t) noexcept {
 
 std::string cooperator_core::name(const task_base& t) {
   // Set before the task was added, never changed after.
-  const task_extra& x = t.extra();
-  if (x.name) return *x.name;
-  return "task-" + std::to_string(x.number);
+  if (const std::string* name = t.name()) return *name;
+  return "task-" + std::to_string(t.number());
 }
 
 task_state cooperator_core::state(const task_base& t) noexcept {
@@ -57,10 +56,10 @@ task_state cooperator_core::state(const task_base& t) noexcept {
 
 void core_impl::set_shares(task_base& t, unsigned shares) {
   check_shares(shares);
-  std::uint32_t w = t.shares_.load(std::memory_order_relaxed);
+  std::uint16_t w = t.shares_.load(std::memory_order_relaxed);
   do {
     if (w & shares_word::finished) return;
-  } while (!t.shares_.compare_exchange_weak(w, shares, std::memory_order_relaxed));
+  } while (!t.shares_.compare_exchange_weak(w, static_cast<std::uint16_t>(shares), std::memory_order_relaxed));
   // The tick reads the shares at each turn, and picks its loop (round-robin or weighted)
   // from weighted_tasks_ at each tick.
   if (const int d = weight_change(w, shares)) weighted_tasks_.fetch_add(d, std::memory_order_relaxed);
@@ -72,7 +71,7 @@ void core_impl::count_shares(task_base& t) noexcept {
 }
 
 void core_impl::uncount_shares(task_base& t) noexcept {
-  const std::uint32_t w = t.shares_.fetch_or(shares_word::finished, std::memory_order_relaxed);
+  const std::uint16_t w = t.shares_.fetch_or(shares_word::finished, std::memory_order_relaxed);
   if (weight_change(w, shares_word::standard)) weighted_tasks_.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -148,14 +148,13 @@ void core_impl::run_tick() noexcept {
 }
 
 bool core_impl::begin_turn(task_base& t) noexcept {
-  std::int64_t& credit = t.extra().credit;
   if (t.rejoined_) {
     // Time paused, waiting or queued banks no credit; a debt (a turn overrun) is kept.
     t.rejoined_ = false;
-    credit = std::min<std::int64_t>(credit, 0);
+    t.credit_ = std::min(t.credit_, 0);
   }
-  const std::int64_t shares = t.shares_.load(std::memory_order_relaxed) & shares_word::mask;
-  credit += by_time_ ? shares * time_turn_ns / 100 : shares;
+  const std::int32_t shares = t.shares_.load(std::memory_order_relaxed) & shares_word::mask;
+  t.credit_ += by_time_ ? shares * time_turn_ns / 100 : shares;  // at most 10 ms in ns
   return has_credit(t);
 }
 
@@ -175,7 +174,7 @@ void core_impl::run_units_until_predicate() noexcept {
     // Alone, a task owes nothing for its time (fairness by time): no turns, as in the
     // slice's tick.
     const bool turns = weighted_turns && !(by_time_ && policy_.lone());
-    if (weighted_turns && !turns) t->extra().credit = 0;
+    if (weighted_turns && !turns) t->credit_ = 0;
     else if (turns && !continuing && !begin_turn(*t)) continue;
     if (!claim(*t, asymmetric_fences_)) {
       running_task_.store(nullptr, std::memory_order_release);
@@ -185,7 +184,7 @@ void core_impl::run_units_until_predicate() noexcept {
     const auto began = turns && by_time_ ? clock::now() : clock::time_point();
     const run_outcome outcome = t->run_one();
     running_task_.store(nullptr, std::memory_order_release);
-    if (turns) t->extra().credit -= by_time_ ? (clock::now() - began).count() : unit_cost;
+    if (turns) charge(*t, by_time_ ? (clock::now() - began).count() : unit_cost);
     const bool still_active = outcome == run_outcome::more && !running_task_finished_;
     after_unit(*t, outcome);
     if (turns && still_active && has_credit(*t)) policy_.hold(*t);
@@ -348,7 +347,7 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
     if (lone) {
       // It runs batches as the round-robin tick does, and keeps no debt that would hold
       // it back when others join.
-      t->extra().credit = 0;
+      t->credit_ = 0;
       r = t->run(check_interval_, interrupt_);
       adapt_check_interval(read_clock(), std::max<std::uint32_t>(r.units, 1));
     } else if (by_time_) {
@@ -360,18 +359,18 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
       for (;;) {
         r = t->run(batch, interrupt_);
         const auto elapsed = read_clock();
-        t->extra().credit -= elapsed.count();
+        charge(*t, elapsed.count());
         if (r.outcome != run_outcome::more || r.units < batch || slice_over || !has_credit(*t) ||
             interrupt_.load(std::memory_order_acquire))
           break;
         const std::int64_t per_unit = std::max<std::int64_t>(1, elapsed.count() / std::max<std::uint32_t>(r.units, 1));
-        const std::int64_t left = std::min<std::int64_t>(t->extra().credit, (deadline - last).count());
+        const std::int64_t left = std::min<std::int64_t>(t->credit_, (deadline - last).count());
         batch = static_cast<std::uint32_t>(std::clamp<std::int64_t>(left / per_unit, 1, std::int64_t{batch} * 2));
       }
     } else {
-      const auto units = static_cast<std::uint32_t>(std::min<std::int64_t>(t->extra().credit / unit_cost, until_check));
+      const auto units = static_cast<std::uint32_t>(std::min<std::int64_t>(t->credit_ / unit_cost, until_check));
       r = t->run(units, interrupt_);
-      t->extra().credit -= std::int64_t{r.units} * unit_cost;
+      charge(*t, std::int64_t{r.units} * unit_cost);
       until_check -= std::min(until_check, r.units);
     }
     running_task_.store(nullptr, std::memory_order_release);

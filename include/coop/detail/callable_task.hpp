@@ -19,13 +19,17 @@ class callable_task final : public task_base {
 public:
   template <class W>
   explicit callable_task(W&& work) {
-    result_.value_.emplace(std::forward<W>(work));
+    result_.emplace(std::forward<W>(work));
+    if constexpr (!KeepsWork) work_alive_ = true;
+  }
+  ~callable_task() override {
+    if constexpr (!KeepsWork) destroy_work();  // a kept work dies with its result slot
   }
 
   run_result run(std::uint32_t max_units, const std::atomic<std::uint32_t>& interrupt) noexcept override {
     std::uint32_t units = 0;
     try {
-      Work& work = *result_.value_;
+      Work& work = work_ref();
       do {
         ++units;
         if (std::invoke(work) == step::done) return {units, run_outcome::done};
@@ -40,7 +44,7 @@ public:
 
   run_outcome run_one() noexcept override {
     try {
-      return std::invoke(*result_.value_) == step::done ? run_outcome::done : run_outcome::more;
+      return std::invoke(work_ref()) == step::done ? run_outcome::done : run_outcome::more;
     } catch (...) {
       failure_ = std::current_exception();
       return run_outcome::failed;
@@ -52,22 +56,36 @@ public:
   /// With KeepsWork the work stays as the result: it is final now, the task has finished
   /// and its last unit has ended.
   void destroy_work() noexcept override {
-    if constexpr (KeepsWork) result_.work_finished();
-    else result_.value_.reset();
+    if constexpr (KeepsWork) {
+      result_.work_finished();
+    } else if (work_alive_) {
+      work_alive_ = false;
+      result_.work.~Work();
+    }
   }
 
   result_slot<Work>* result() noexcept requires KeepsWork { return &result_; }
 
-  task_extra& extra() noexcept override { return extra_; }
-
 private:
+  Work& work_ref() noexcept {
+    if constexpr (KeepsWork) return *result_.value_;
+    else return result_.work;
+  }
+  // The work without an engaged flag of its own (task_base::work_alive_ says).
   struct plain_storage {
     explicit plain_storage(bool) noexcept {}
-    std::optional<Work> value_;
+    ~plain_storage() {}  // callable_task destroys the work
+    template <class W> void emplace(W&& w) { ::new (static_cast<void*>(&work)) Work(std::forward<W>(w)); }
+    union {
+      Work work;
+    };
   };
-  // Where the work lives: the result slot's value, or a plain optional (same offset).
-  std::conditional_t<KeepsWork, result_slot<Work>, plain_storage> result_{KeepsWork};
-  task_extra extra_;  // after the work: see task_extra
+  struct keeping_storage : result_slot<Work> {
+    explicit keeping_storage(bool keeps) noexcept : result_slot<Work>(keeps) {}
+    template <class W> void emplace(W&& w) { this->value_.emplace(std::forward<W>(w)); }
+  };
+  // Where the work lives: the result slot's value (returning(work)), or raw storage.
+  std::conditional_t<KeepsWork, keeping_storage, plain_storage> result_{KeepsWork};
 };
 
 }  // namespace coop::detail

@@ -70,6 +70,7 @@ public:
 
   asio::cancellation_signal signal_;
   std::shared_ptr<cooperator_core> core_;  // set by make_task; what the waits report to
+  std::uint32_t await_generation_ = 0;     // which awaited operation is pending (core's lock)
 
 protected:
   steps_task_base() noexcept = default;
@@ -137,12 +138,10 @@ public:
     callable_.reset();
   }
   auto* result() noexcept { return &result_.result_; }
-  task_extra& extra() noexcept override { return extra_; }
 
 private:
   std::optional<Callable> callable_;
   [[no_unique_address]] steps_result<T> result_;
-  task_extra extra_;
 };
 
 template <class T>
@@ -156,11 +155,9 @@ public:
   }
   void destroy_work() noexcept override { destroy_frame(); }
   auto* result() noexcept { return &result_.result_; }
-  task_extra& extra() noexcept override { return extra_; }
 
 private:
   [[no_unique_address]] steps_result<T> result_;
-  task_extra extra_;
 };
 
 }  // namespace coop::detail

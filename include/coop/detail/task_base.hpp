@@ -3,9 +3,9 @@
 // pause count, how it finished and the parked when_done waiters. Guarded by the
 // cooperator core's lock; reference counted because handles outlive everything.
 //
-// Kept small (48 bytes on LP64; the cold part, task_extra, follows the work): the tick
-// walks every runnable task in turn, so with many tasks a unit costs about as much as
-// reading its task's memory. The cooperator is not
+// Kept small (56 bytes on LP64): the tick walks every runnable task in turn, so with many
+// tasks a unit costs about as much as reading its task's memory (the first line of the
+// task, and the work that follows). The cooperator is not
 // referenced from here: handles, waiters and coroutine tasks (which need it) hold it.
 #pragma once
 
@@ -28,9 +28,9 @@ enum class task_place : unsigned char { none, runnable, parked, queued };
 /// from any thread and the task's retirement agree on which tasks have shares other than
 /// the default (the cooperator keeps their count; see core_impl::weighted_tasks_).
 namespace shares_word {
-inline constexpr std::uint32_t standard = 100;       // Twisted's one unit per turn
-inline constexpr std::uint32_t finished = 1u << 16;  // set_shares() does nothing from here on
-inline constexpr std::uint32_t mask = finished - 1;
+inline constexpr std::uint16_t standard = 100;       // Twisted's one unit per turn
+inline constexpr std::uint16_t finished = 1u << 15;  // set_shares() does nothing from here on
+inline constexpr std::uint16_t mask = finished - 1;  // shares are at most 10000
 }  // namespace shares_word
 
 /// What a task's run() reports: how many units it ran and whether the last one ended it.
@@ -78,17 +78,10 @@ inline std::uint32_t with_state(std::uint32_t c, run_state s) noexcept {
 }
 }  // namespace control
 
-/// A task's cold state: each task type keeps it after its work, so that with many tasks
-/// the memory a round-robin unit touches (the task's first bytes and its work) stays
-/// together. Guarded by the core's lock, except `name` and `number`, which are set before
-/// the task is added and never change.
-struct task_extra {
-  // With some task's shares not the default, or fairness by time: the turn this task has
-  // left (units x 100, or nanoseconds). Negative: it overran its turns and skips turns
-  // until back in credit.
-  std::int64_t credit = 0;
-  std::uint32_t number = 0;                 // the N of "task-N", in the order tasks were added
-  std::unique_ptr<const std::string> name;  // set by task_options; null: "task-N"
+/// A named task's name and number (task_base::identity_ points to it).
+struct task_name {
+  std::uint32_t number = 0;
+  std::string name;
 };
 
 class task_base {
@@ -125,34 +118,62 @@ private:
   std::atomic<std::uint32_t> refs_{1};  // here: fills the word next to control_
 
 public:
-  // All below guarded by the core's lock.
+  // All below guarded by the core's lock, unless they say otherwise.
   waiter_base* waiters_ = nullptr;
   std::exception_ptr failure_;              // what a failed task failed with (set before
                                             // control_ says failed)
-  std::uint32_t await_generation_ = 0;       // which awaited operation is pending
   std::uint32_t slot_ = 0;                  // index in the runnable or the parked ring
-  // Atomic only so that a handle's state() may read them from any thread; written under
-  // the lock, and never on the path of a unit.
+  // Read only while some task has shares other than the default, or with fairness by
+  // time: the turn this task has left (units x 100, or nanoseconds). Negative: it
+  // overran its turns and skips turns until back in credit.
+  std::int32_t credit_ = 0;
+  // Atomic only so that a handle's state() may read them from any thread: written under
+  // the lock, with relaxed stores (plain stores on x86; a seq_cst store is a locked
+  // exchange, which a pause+resume would pay twice).
   std::atomic<task_place> place_{task_place::none};
   bool retired_ = false;                    // finished and gone from the cooperator
   std::atomic<bool> awaiting_{false};        // coroutine work: waiting on an operation
-  // Set when the task joins the run order; a weighted turn then drops the credit it
-  // had (time away from the run order earns nothing). Here, not in task_extra: joining
-  // must not touch the task's cold memory.
+  // Set when the task joins the run order; its next weighted turn drops the credit it
+  // had (time away from the run order earns nothing).
   bool rejoined_ = true;
+  // Callable work: whether the work object is alive (callable_task.hpp keeps it in raw
+  // storage: with a flag of its own, a 16-byte work would cost 8 more bytes per task).
+  bool work_alive_ = false;
   /// Shares and the finished bit (namespace shares_word); any thread.
-  std::atomic<std::uint32_t> shares_{shares_word::standard};
+  std::atomic<std::uint16_t> shares_{shares_word::standard};
 
-  /// What the round-robin tick never reads, kept after the work (see task_extra).
-  virtual task_extra& extra() noexcept = 0;
-  const task_extra& extra() const noexcept { return const_cast<task_base*>(this)->extra(); }
+  /// "task-N"'s N: set when the task is added, never changed after.
+  std::uint32_t number() const noexcept {
+    return identity_ & 1 ? static_cast<std::uint32_t>(identity_ >> 1) : named()->number;
+  }
+  /// The name task_options gave, or null. Set before the task is added, never changed after.
+  const std::string* name() const noexcept { return identity_ & 1 ? nullptr : &named()->name; }
+  /// Before the task is added.
+  void set_name(std::string name) {
+    if (name.empty()) return;
+    identity_ = reinterpret_cast<std::uintptr_t>(new task_name{0, std::move(name)});
+  }
+  /// When the task is added.
+  void set_number(std::uint32_t n) noexcept {
+    if (identity_ & 1) identity_ = (std::uintptr_t{n} << 1) | 1;
+    else named()->number = n;
+  }
 
 protected:
   task_base() = default;
-  virtual ~task_base() = default;
+  virtual ~task_base() {
+    if (!(identity_ & 1)) delete named();
+  }
+
+private:
+  task_name* named() const noexcept { return reinterpret_cast<task_name*>(identity_); }
+  // The number, shifted left and tagged with 1; or, for a named task, its task_name
+  // (heap-allocated: most tasks have no name, and this keeps them 8 bytes smaller).
+  std::uintptr_t identity_ = 1;
 };
 
-static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 48, "task_base grew: every unit reads it");
+// A task's allocation is task_base and its work: 56 + a 16-byte work + malloc's 8 is 80.
+static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 56, "task_base grew: every unit reads it");
 
 /// Owning pointer to a task (intrusive reference count).
 class task_ptr {
