@@ -7,6 +7,8 @@
 //          handler blocks its io_context thread until the job is done (starvation)
 //   wrk    K coop jobs, and the outside client `wrk -t1 -cC --latency` measures /ping
 //   wrk-idle  no jobs, measured by wrk
+//   shares three jobs of different digests with shares 100/200/400, and the CPU split they
+//          got (a server with --fairness time --cooperators 1 gives 1:2:4)
 // Each mode but the wrk ones keeps C connections busy with back-to-back GET /ping for the
 // mode's duration.
 #include "jobs.hpp"
@@ -224,7 +226,7 @@ awaitable<void> measure(const config& cfg, tcp::endpoint ep, row& r, Body body) 
     if (!e.empty()) throw std::runtime_error("ping connection failed: " + e);
 }
 
-awaitable<void> run_modes(const config& cfg, std::vector<row>& rows, json::value& info) {
+awaitable<void> run_modes(const config& cfg, std::vector<row>& rows, json::value& info, std::string& shares_split) {
   auto ex = co_await asio::this_coro::executor;
   const tcp::endpoint ep{asio::ip::make_address(cfg.host), cfg.port};
   http_client control(ex);
@@ -258,6 +260,45 @@ awaitable<void> run_modes(const config& cfg, std::vector<row>& rows, json::value
       r.job_bytes_per_second = static_cast<double>(b1 - b0) / s;
       for (auto id : ids) co_await control.call(http::verb::post, "/jobs/" + std::to_string(id) + "/stop");
       if (mode == "coop") coop_rate = r.job_bytes_per_second;
+    } else if (mode == "shares") {
+      // Three jobs whose units cost different amounts (different digests), with shares
+      // 100, 200 and 400: on a server with --fairness time and one cooperator each gets
+      // that part of the CPU (1:2:4), whatever its units cost.
+      r.jobs = 3;
+      static constexpr const char* kinds[] = {"sha256", "sha512", "sha3-256"};
+      static constexpr unsigned shares[] = {100, 200, 400};
+      std::vector<std::uint64_t> ids;
+      for (int i = 0; i < 3; ++i) {
+        auto v = co_await control.call_json(http::verb::post,
+                                            "/jobs?kind=" + std::string(kinds[i]) + "&mib=" + std::to_string(cfg.coop_mib) +
+                                                "&shares=" + std::to_string(shares[i]) + "&name=shares-" +
+                                                std::to_string(shares[i]),
+                                            http::status::created);
+        ids.push_back(v.at("id").to_number<std::uint64_t>());
+      }
+      const auto cpu = [&]() -> awaitable<std::vector<double>> {
+        std::vector<double> ms;
+        for (auto id : ids) {
+          auto v = co_await control.call_json(http::verb::get, "/jobs/" + std::to_string(id), http::status::ok);
+          ms.push_back(v.at("cpu_ms").to_number<double>());
+        }
+        co_return ms;
+      };
+      const auto c0 = co_await cpu();
+      co_await measure(cfg, ep, r, [&](bool&) -> awaitable<void> { co_await sleep_for(cfg.duration); });
+      const auto c1 = co_await cpu();
+      for (auto id : ids) co_await control.call(http::verb::post, "/jobs/" + std::to_string(id) + "/stop");
+      double total = 0;
+      for (int i = 0; i < 3; ++i) total += c1[i] - c0[i];
+      char line[200];
+      for (int i = 0; i < 3; ++i) {
+        std::snprintf(line, sizeof line, "  %-10s %3u shares: %5.1f%% of the jobs' CPU (proportional %4.1f%%)\n", kinds[i],
+                      shares[i], total > 0 ? 100 * (c1[i] - c0[i]) / total : 0.0, 100.0 * shares[i] / 700);
+        shares_split += line;
+      }
+      r.note = info.at("fairness").as_string() == "time" && info.at("cooperators").to_number<int>() == 1
+                   ? "split below"
+                   : "split below; needs --fairness time --cooperators 1";
     } else if (mode == "wrk-idle") {
       run_wrk(cfg, r);
       co_await control.call(http::verb::get, "/ping");  // the control connection stays alive
@@ -340,7 +381,7 @@ int main(int argc, char** argv) {
       ("connections,c", po::value(&cfg.connections)->default_value(cfg.connections), "concurrent /ping connections")
       ("duration,d", po::value(&cfg.duration)->default_value(cfg.duration), "seconds per mode")
       ("kind", po::value(&cfg.kind)->default_value(cfg.kind), "job kind")
-      ("modes", po::value(&modes)->default_value(modes), "comma-separated: none, coop, naive, wrk, wrk-idle")
+      ("modes", po::value(&modes)->default_value(modes), "comma-separated: none, coop, naive, wrk, wrk-idle, shares")
       ("coop-mib", po::value(&cfg.coop_mib)->default_value(cfg.coop_mib), "size of each coop job (stopped after the window)")
       ("naive-mib", po::value(&cfg.naive_mib)->default_value(0), "size of each naive job (0: about --duration in total)")
       ("wrk", po::value(&cfg.wrk)->default_value(cfg.wrk), "the wrk program, for the modes wrk and wrk-idle");
@@ -368,7 +409,8 @@ int main(int argc, char** argv) {
   std::vector<row> rows;
   json::value info;
   std::exception_ptr failure;
-  asio::co_spawn(ioc, run_modes(cfg, rows, info), [&](std::exception_ptr e) { failure = e; });
+  std::string shares_split;
+  asio::co_spawn(ioc, run_modes(cfg, rows, info, shares_split), [&](std::exception_ptr e) { failure = e; });
   ioc.run();
   if (failure) {
     try {
@@ -401,5 +443,9 @@ int main(int argc, char** argv) {
   std::printf("\nnone: no jobs. coop: the jobs run on the server's cooperator. naive: each job runs inside its own\n"
               "POST handler, blocking an io_context thread (starvation). wrk/wrk-idle: the same as coop/none, measured\n"
               "by wrk. jobs MB/s: bytes the jobs hashed per second during the measurement.\n\n");
+  if (!shares_split.empty())
+    std::printf("shares: three jobs with shares 100, 200, 400 (server: fairness %s, cooperators: %g)\n%s\n",
+                std::string(info.at("fairness").as_string()).c_str(), info.at("cooperators").to_number<double>(),
+                shares_split.c_str());
   return 0;
 }

@@ -3,7 +3,8 @@
 # The main job, end to end on loopback: builds the demo HTTP server and its load client,
 # starts the server on an ephemeral port of 127.0.0.1, measures GET /ping while 8 SHA-256
 # jobs run (on the cooperator, naively inside handlers, and with no jobs; with wrk too when
-# it is installed), prints the table and shuts the server down with SIGINT.
+# it is installed), prints the table and shuts the server down with SIGINT. Then, on a
+# server with --fairness time, the CPU split of three jobs with shares 100/200/400.
 #
 # Environment: COOP_DEMO_BUILD (build directory, default <repo>/build/demo-server),
 # COOP_DEMO_DURATION (seconds per mode, default 4), COOP_DEMO_JOBS (default 8),
@@ -32,10 +33,9 @@ server_bin=$(find_program coop_demo_server)
 load_bin=$(find_program coop_demo_load)
 
 log=$(mktemp)
-"$server_bin" --port 0 --threads "$threads" >"$log" 2>&1 &
-server_pid=$!
+server_pid=
 cleanup() {
-  if kill -0 "$server_pid" 2>/dev/null; then
+  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
     kill -INT "$server_pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$server_pid" 2>/dev/null || true
@@ -44,16 +44,29 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=
-for _ in $(seq 1 100); do
-  port=$(awk '/^port /{print $2; exit}' "$log")
-  [[ -n $port ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n $port ]] || { echo "run-demo.sh: the server did not start" >&2; cat "$log" >&2; exit 1; }
-head -1 "$log"
+# Starts the server with the given options on an ephemeral port; sets server_pid and port.
+start_server() {
+  "$server_bin" --port 0 --threads "$threads" "$@" >"$log" 2>&1 &
+  server_pid=$!
+  port=
+  for _ in $(seq 1 100); do
+    port=$(awk '/^port /{print $2; exit}' "$log")
+    [[ -n $port ]] && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.1
+  done
+  [[ -n $port ]] || { echo "run-demo.sh: the server did not start" >&2; cat "$log" >&2; exit 1; }
+  head -1 "$log"
+}
 
+# Graceful shutdown: SIGINT, then the server exits by itself.
+stop_server() {
+  kill -INT "$server_pid"
+  wait "$server_pid"
+  tail -n +2 "$log" | grep -v '^port ' || true
+}
+
+start_server
 modes=none,coop,naive
 if command -v wrk >/dev/null 2>&1; then
   modes=$modes,wrk,wrk-idle
@@ -61,8 +74,9 @@ else
   echo "(wrk is not installed: apt-get install -y wrk adds the outside client's rows)"
 fi
 "$load_bin" --port "$port" --jobs "$jobs" --duration "$duration" --modes "$modes"
+stop_server
 
-# Graceful shutdown: SIGINT, then the server exits by itself.
-kill -INT "$server_pid"
-wait "$server_pid"
-tail -n +2 "$log" | grep -v '^port ' || true
+# Shares and fairness by time: three jobs with 100/200/400 shares on one cooperator.
+start_server --fairness time --cooperators 1
+"$load_bin" --port "$port" --jobs 3 --duration "$duration" --modes shares
+stop_server
