@@ -86,6 +86,7 @@ void run_control_inside(const settings&, json::object& out); // (c), from inside
 void run_memory(const settings&, json::object& out);         // (d)
 void run_fairness(const settings&, json::object& out);       // (e)
 void run_threads(const settings&, json::object& out);        // (f)
+void run_shares(const settings&, json::object& out);         // (h)
 
 // ---- an executor that times every function it runs ----------------------------------------
 

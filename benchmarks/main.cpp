@@ -14,6 +14,7 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -305,6 +306,18 @@ json::array check_targets(const json::object& doc) {
     }
   }
   if (const auto* f = doc.if_contains("fairness")) add("Jain's index, 100 tasks, 300 ms", num(f->as_object(), "jain"), ">=", 0.99, "");
+  if (const auto* sh = doc.if_contains("shares")) {
+    const auto& o = sh->as_object();
+    const auto off = [&](const char* key, std::size_t i, double want) {
+      return std::abs(o.at(key).as_array().at(i).to_number<double>() - want);
+    };
+    add("fairness::time, 1 us vs 100 us units: |share - 50%|", off("pair_time_pct", 0, 50), "<=", 3.0, "pp");
+    add("fairness::time, shares 100/200/400: worst |share - 1:2:4|",
+        std::max({off("trio_time_pct", 0, 100.0 / 7), off("trio_time_pct", 1, 200.0 / 7), off("trio_time_pct", 2, 400.0 / 7)}),
+        "<=", 3.0, "pp");
+    add("trivial unit at 1,000 tasks: fairness::time / units", num(o, "trivial_time_ns") / num(o, "trivial_units_ns"), "<=",
+        1.3, "x");
+  }
   return out;
 }
 
@@ -331,6 +344,33 @@ void print_targets(const json::array& targets, bool quick) {
   std::printf("\n");
 }
 
+void print_shares(const json::object& doc) {
+  const auto* sh = doc.if_contains("shares");
+  if (!sh) return;
+  const auto& o = sh->as_object();
+  const auto pct = [&](const char* key, std::size_t i) { return o.at(key).as_array().at(i).to_number<double>(); };
+  std::printf("\n(h) Shares and fairness by time, one cooperator, %lld ms per split (share of the busy time)\n",
+              static_cast<long long>(num(o, "window_ms")));
+  std::printf("  1 us and 100 us units, equal shares, fairness::time    %5.1f%% / %5.1f%%\n", pct("pair_time_pct", 0),
+              pct("pair_time_pct", 1));
+  std::printf("  the same with fairness::units (Twisted's round-robin)  %5.1f%% / %5.1f%%\n", pct("pair_units_pct", 0),
+              pct("pair_units_pct", 1));
+  std::printf("  1/10/100 us units, shares 100/200/400, fairness::time   %5.1f%% / %5.1f%% / %5.1f%%  (1:2:4 is 14.3/28.6/57.1)\n",
+              pct("trio_time_pct", 0), pct("trio_time_pct", 1), pct("trio_time_pct", 2));
+  std::printf("  trivial unit, 1,000 tasks: units %.2f ns, time %.2f ns (median of %lld runs)\n",
+              num(o, "trivial_units_ns"), num(o, "trivial_time_ns"), static_cast<long long>(num(o, "trivial_runs")));
+  const auto& series = o.at("set_shares_series").as_array();
+  double before = 0, after = 0;
+  int nb = 0, na = 0;
+  for (const auto& p : series) {
+    const double t = p.as_array().at(0).to_number<double>(), v = p.as_array().at(1).to_number<double>();
+    if (t < num(o, "set_shares_at_ms")) before += v, ++nb;
+    else if (t > num(o, "set_shares_at_ms") + 100) after += v, ++na;
+  }
+  std::printf("  set_shares(300) from another thread at %.0f ms: first task %.1f%% before, %.1f%% after (100 ms on)\n",
+              num(o, "set_shares_at_ms"), nb ? before / nb : 0.0, na ? after / na : 0.0);
+}
+
 void print_all(json::object& doc, const settings& config) {
   doc["targets"] = check_targets(doc);
   print_throughput(doc, config);
@@ -338,6 +378,7 @@ void print_all(json::object& doc, const settings& config) {
   print_control(doc);
   print_lifecycle(doc);
   print_rest(doc);
+  print_shares(doc);
   print_targets(doc["targets"].as_array(), config.quick);
 }
 
@@ -378,7 +419,7 @@ int main(int argc, char** argv) {
       ("quick", "short smoke run (a few seconds): small sizes, one repetition")
       ("json", po::value(&json_path), "write the results as JSON to this file")
       ("report", po::value(&report_path), "measure nothing: print the tables and targets of a saved JSON file")
-      ("only", po::value(&only), "comma-separated sections: throughput,control,lifecycle,latency,memory,fairness,threads")
+      ("only", po::value(&only), "comma-separated sections: throughput,control,lifecycle,latency,memory,fairness,shares,threads")
       ("repetitions", po::value(&config.repetitions), "runs per throughput/control figure; the median is kept (default 5)")
       ("verbose", "also print Google Benchmark's own console output");
   po::variables_map vm;
@@ -450,6 +491,7 @@ int main(int argc, char** argv) {
   if (wanted("control")) run_control_inside(config, doc);
   if (wanted("latency")) run_latency(config, doc);
   if (wanted("fairness")) run_fairness(config, doc);
+  if (wanted("shares")) run_shares(config, doc);
   if (wanted("threads")) run_threads(config, doc);
   if (wanted("memory")) run_memory(config, doc);  // last: it leaves the heap large
 

@@ -3,7 +3,8 @@
 
     /usr/bin/python3 benchmarks/plot.py results.json [--out DIR]
 
-writes DIR/latency_cdf.png and DIR/unit_cost.png (DIR defaults to the JSON's folder).
+writes DIR/latency_cdf.png, DIR/unit_cost.png and DIR/shares_over_time.png, for the
+sections the JSON has (DIR defaults to the JSON's folder).
 Needs matplotlib: Debian's python3-matplotlib, hence /usr/bin/python3 (a python3 earlier on
 PATH, e.g. pyenv's, does not see Debian's packages).
 """
@@ -86,6 +87,27 @@ def plot_unit_cost(doc, path):
     plt.close(fig)
 
 
+def plot_shares_over_time(doc, path):
+    sh = doc["shares"]
+    ts = [p[0] for p in sh["set_shares_series"]]
+    vs = [p[1] for p in sh["set_shares_series"]]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.plot(ts, vs, marker=".", label="first task's share of the busy time")
+    at = sh["set_shares_at_ms"]
+    ax.axvline(at, color="gray", linestyle="--", label="set_shares(300) from another thread")
+    ax.axhline(50, color="tab:green", alpha=0.4, linestyle=":", label="equal shares: 50%")
+    ax.axhline(75, color="tab:red", alpha=0.4, linestyle=":", label="300 : 100 shares: 75%")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("ms")
+    ax.set_ylabel("% of the busy time, per 50 ms")
+    ax.set_title(f"fairness::time, two tasks of 10 us units\n{subtitle(doc)}", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("json", help="the file written by coop_bench --json")
@@ -102,6 +124,9 @@ def main():
     if "throughput" in doc:
         written.append(os.path.join(out, "unit_cost.png"))
         plot_unit_cost(doc, written[-1])
+    if "shares" in doc:
+        written.append(os.path.join(out, "shares_over_time.png"))
+        plot_shares_over_time(doc, written[-1])
     for path in written:
         print(path)
 
