@@ -676,6 +676,50 @@ BOOST_AUTO_TEST_CASE(cooperate) {
   }
 }
 
+// cooperate() with a name (allocated), shares, fairness by time and a concurrency limit:
+// busy, the new task waits queued behind the one admitted. A failure anywhere gives
+// std::bad_alloc with nothing scheduled, or a task that runs to its end once admitted.
+BOOST_AUTO_TEST_CASE(cooperate_with_options) {
+  watchdog dog("cooperate_with_options");
+  for (int busy = 0; busy < 2; ++busy) {
+    const char* name = busy ? "cooperate with options (a task admitted, the new one queued)"
+                            : "cooperate with options (idle cooperator)";
+    auto stats = inject_everywhere(name, [busy](long n, findings& found, injection_stats& stats) {
+      manual_context ctx;
+      coop::cooperator c(ctx, {.termination = one_unit_per_tick(), .fairness = coop::fairness::time, .max_active = 1});
+      int other_units = 0;
+      wait_record other_wait;
+      std::optional<coop::cooperative_task> other;
+      if (busy) {
+        other = c.cooperate(counted_work{&other_units, 3}, {.shares = 300});
+        other->when_done(counted_handler{&other_wait});
+        ctx.poll_one();
+      }
+      int units = 0;
+      coop::task_options options{.name = "a name long enough to be allocated, not stored inline", .shares = 50};
+      alloc::arm(n);
+      bool threw = false;
+      try {
+        call([&] { return c.cooperate(counted_work{&units, 2}, std::move(options)); });
+      } catch (const std::bad_alloc&) {
+        threw = true;
+      }
+      bool fired = alloc::disarm();
+      if (threw) ++stats.surfaced;
+      drain(ctx, found);
+      if (threw && units != 0) found("cooperate() threw, yet its work ran");
+      if (!threw && units != 2)
+        found("cooperate() returned normally, yet its task ran " + std::to_string(units) +
+              "/2 units: nothing was scheduled and the caller was not told");
+      if (busy && (other_units != 3 || other_wait.calls != 1 || other_wait.result != "null"))
+        found("the task already there was disturbed");
+      check_usable(c, ctx, found);
+      return fired;
+    }, stuck_strand_cause);
+    BOOST_TEST(stats.points > 0);
+  }
+}
+
 namespace {
 // Whether thread `tid` of this process is asleep. Reads /proc with plain system calls: the
 // caller must not allocate while a failure is armed for another thread's sake.

@@ -92,7 +92,9 @@ BOOST_AUTO_TEST_CASE(coop_agrees_with_the_model) {
       "a steps_of wait: scheduler_stopped", "a steps_of wait: aborted",
       "set_shares on a finished task does nothing", "set_shares to the default",
       "set_shares to other than the default", "a turn cut short goes on first",
-      "a turn with too little credit runs no unit", "a turn of several units"};
+      "a turn with too little credit runs no unit", "a turn of several units",
+      "a task waits for admission (max_active)", "pause a task waiting for admission",
+      "stop a task waiting for admission", "a queued task is admitted", "a queued task is admitted paused"};
   std::ostringstream all;
   for (auto& [what, n] : s.coverage) all << "  " << what << ": " << n << "\n";
   BOOST_TEST_MESSAGE("cases reached:\n" << all.str());
@@ -117,6 +119,7 @@ BOOST_AUTO_TEST_CASE(the_checker_catches_a_wrong_model) {
       {"a resumed task joins at the front", {.resume_at_front = true}},
       {"pause is a flag, not a counter", {.no_pause_count = true}},
       {"shares do not weigh turns", {.shares_ignored = true}},
+      {"max_active admits the newest queued task", {.admit_newest = true}},
   };
   for (const mutation& mu : mutations) {
     run_summary s = check_many(1, 300, mu.m, 1);

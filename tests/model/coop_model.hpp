@@ -47,6 +47,7 @@ struct model_mutations {
   bool resume_at_front = false;     // a resumed task joins at the front
   bool no_pause_count = false;      // pause is a flag, not a counter
   bool shares_ignored = false;      // every turn is one unit, whatever the shares
+  bool admit_newest = false;        // max_active admits the newest queued task, not the oldest
 };
 
 // Observables are strings so that the model needs nothing from coop:
@@ -82,6 +83,7 @@ public:
     std::uint8_t target = 0;
     unsigned shares = 100;
     long credit = 0;         // fairness::units: shares earned per turn, 100 spent per unit
+    bool queued = false;     // waiting for admission (max_active)
   };
   struct wait {
     std::size_t task = 0;
@@ -92,7 +94,8 @@ public:
     long resolved_at = 0;   // units run (in total) when it resolved
   };
 
-  explicit model(bool started, mutations m = {}) : started_(started), mutations_(m) {}
+  explicit model(bool started, mutations m = {}, std::size_t max_active = 0)
+      : started_(started), mutations_(m), max_active_(max_active) {}
 
   // ---- the cooperator ----
   bool running() const { return started_ && !stopped_; }
@@ -108,8 +111,14 @@ public:
     tasks_.back().returns = returns;
     if (stopped_) {
       note("cooperate on a stopped cooperator");
-      finish(id, "scheduler_stopped", "scheduler_stopped");   // at once
+      ++admitted_;                                             // admitted, to finish at once
+      finish(id, "scheduler_stopped", "scheduler_stopped");
+    } else if (max_active_ && admitted_ >= max_active_) {
+      note("a task waits for admission (max_active)");
+      tasks_[id].queued = true;                                // FIFO, runs no unit
+      queue_.push_back(id);
     } else {
+      ++admitted_;
       join(id);                                                // queued until start()
     }
     return id;
@@ -147,7 +156,8 @@ public:
     }
     if (t.paused > 0) note("pause a paused task");
     if (mutations_.no_pause_count && t.paused > 0) return ok(ec_form);
-    if (++t.paused == 1) remove(id);
+    if (t.queued) note("pause a task waiting for admission");
+    if (++t.paused == 1 && !t.queued) remove(id);
     return ok(ec_form);
   }
   std::string resume(int id, bool ec_form) {
@@ -157,7 +167,7 @@ public:
       return fail(ec_form, "not_paused");
     }
     if (!t.finished.empty()) note("resume a task that finished while paused");
-    if (--t.paused == 0 && t.finished.empty()) join(id);
+    if (--t.paused == 0 && t.finished.empty() && !t.queued) join(id);
     return ok(ec_form);
   }
   std::string stop(int id, bool ec_form) {
@@ -167,6 +177,7 @@ public:
       return fail(ec_form, t.finished);
     }
     if (t.paused > 0) note("stop a paused task");
+    if (t.queued) note("stop a task waiting for admission");
     finish(id, "task_stopped", "task_stopped");
     return ok(ec_form);
   }
@@ -337,6 +348,23 @@ private:
     t.finished = condition;
     t.result = result;
     remove(id);
+    if (t.queued) {   // never admitted: it frees no place
+      t.queued = false;
+      for (std::size_t j = 0; j < queue_.size(); ++j)
+        if (queue_[j] == id) queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(j));
+    } else if (max_active_) {
+      --admitted_;
+      // The oldest queued task takes the place (before any wait completes), paused if
+      // it was paused while queued, else at the end of the run order.
+      while (!stopped_ && admitted_ < max_active_ && !queue_.empty()) {
+        const int next = mutations_.admit_newest ? queue_.back() : queue_.front();
+        queue_.erase(mutations_.admit_newest ? queue_.end() - 1 : queue_.begin());
+        tasks_[next].queued = false;
+        ++admitted_;
+        note(tasks_[next].paused > 0 ? "a queued task is admitted paused" : "a queued task is admitted");
+        if (tasks_[next].paused == 0) join(next);
+      }
+    }
     for (wait& w : waits_)
       if (w.task == static_cast<std::size_t>(id) && !w.resolved) resolve(w, result);
   }
@@ -422,6 +450,9 @@ private:
   std::vector<int> list_;      // runnable tasks in join order
   std::size_t cursor_ = 0;     // index of the next task of the current round
   int held_ = -1;              // a task whose weighted turn has units left
+  std::size_t max_active_;     // 0: no limit
+  std::size_t admitted_ = 0;   // unfinished tasks not queued
+  std::vector<int> queue_;     // waiting for admission, oldest first
   std::vector<wait> waits_;
   std::vector<std::string> log_;
   long units_run_ = 0;

@@ -81,6 +81,7 @@ enum class ending : std::uint8_t {
 
 struct sequence {
   bool started = true;
+  std::size_t max_active = 0;   // cooperator_options::max_active (0: no limit)
   ending end = ending::stop;
   std::vector<op> ops;
 };
@@ -139,7 +140,7 @@ inline std::string to_string(const op& o) {
 
 inline std::string to_string(const sequence& seq) {
   std::ostringstream s;
-  s << "  cooperator{started=" << (seq.started ? "true" : "false") << "}\n";
+  s << "  cooperator{started=" << (seq.started ? "true" : "false") << ", max_active=" << seq.max_active << "}\n";
   for (std::size_t i = 0; i < seq.ops.size(); ++i) s << "  " << i << ": " << to_string(seq.ops[i]) << "\n";
   s << "  end: " << to_string(seq.end) << "\n";
   return s.str();
@@ -152,6 +153,7 @@ inline sequence generate(std::uint64_t seed) {
   auto pick = [&](std::uint64_t n) { return static_cast<int>(rng() % n); };
   sequence seq;
   seq.started = pick(5) != 0;
+  seq.max_active = pick(3) == 0 ? static_cast<std::size_t>(1 + pick(3)) : 0;
   seq.end = static_cast<ending>(pick(3));
   const int length = 4 + pick(45);
   int made = 0;   // tasks made by the sequence itself (units may make more)
@@ -227,6 +229,7 @@ inline sequence decode(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return seq;
   seq.started = (data[0] & 1) == 0;
   seq.end = static_cast<ending>((data[0] >> 1) % 3);
+  seq.max_active = (data[0] >> 3) % 4;
   for (std::size_t i = 1; i + 5 <= size && seq.ops.size() < 200; i += 5) {
     op o;
     o.kind = static_cast<op_kind>(data[i] % static_cast<int>(op_kind::count_));
@@ -239,7 +242,8 @@ inline sequence decode(const std::uint8_t* data, std::size_t size) {
 // The inverse of decode(): seeds for the fuzzer's corpus.
 inline std::vector<std::uint8_t> encode(const sequence& seq) {
   std::vector<std::uint8_t> out;
-  out.push_back(static_cast<std::uint8_t>((seq.started ? 0 : 1) | (static_cast<int>(seq.end) << 1)));
+  out.push_back(static_cast<std::uint8_t>((seq.started ? 0 : 1) | (static_cast<int>(seq.end) << 1) |
+                                          (static_cast<int>(seq.max_active % 4) << 3)));
   for (const op& o : seq.ops) {
     out.push_back(static_cast<std::uint8_t>(o.kind));
     out.insert(out.end(), o.a.begin(), o.a.end());
@@ -302,9 +306,10 @@ struct check_result {
 class harness {
 public:
   explicit harness(const sequence& seq, model::mutations m = {})
-      : seq_(seq), model_(seq.started, m), ctx_(std::make_unique<coop_test::manual_context>()) {
+      : seq_(seq), model_(seq.started, m, seq.max_active), ctx_(std::make_unique<coop_test::manual_context>()) {
     coop::cooperator_options options;
     options.started = seq.started;
+    options.max_active = seq.max_active;
     options.termination = [this] {
       in_tick_ = false;   // the next unit starts a new (non-empty) tick
       return std::function<bool()>([this] { return ++units_in_tick_ >= budget_; });
@@ -944,27 +949,57 @@ inline sequence shrink(sequence seq, model::mutations m = {}, int budget = 3000)
     if (budget-- <= 0) return false;
     return !check(s, m).ok;
   };
-  std::size_t n = 2;
-  while (seq.ops.size() >= 1 && budget > 0) {
-    std::size_t size = seq.ops.size();
-    std::size_t chunk = std::max<std::size_t>(1, (size + n - 1) / n);
-    bool removed = false;
-    for (std::size_t start = 0; start < size; start += chunk) {
-      sequence candidate = seq;
-      candidate.ops.erase(candidate.ops.begin() + static_cast<std::ptrdiff_t>(start),
-                          candidate.ops.begin() + static_cast<std::ptrdiff_t>(std::min(size, start + chunk)));
+  const auto remove_ops = [&] {
+    std::size_t n = 2;
+    while (seq.ops.size() >= 1 && budget > 0) {
+      std::size_t size = seq.ops.size();
+      std::size_t chunk = std::max<std::size_t>(1, (size + n - 1) / n);
+      bool removed = false;
+      for (std::size_t start = 0; start < size; start += chunk) {
+        sequence candidate = seq;
+        candidate.ops.erase(candidate.ops.begin() + static_cast<std::ptrdiff_t>(start),
+                            candidate.ops.begin() + static_cast<std::ptrdiff_t>(std::min(size, start + chunk)));
+        if (fails(candidate)) {
+          seq = std::move(candidate);
+          n = std::max<std::size_t>(n - 1, 2);
+          removed = true;
+          break;
+        }
+      }
+      if (!removed) {
+        if (chunk == 1) break;
+        n = std::min(n * 2, size);
+      }
+    }
+  };
+  remove_ops();
+  // Name earlier tasks where that still fails: the tasks made only to reach a higher
+  // number can then go too. And no concurrency limit, if it is not needed.
+  const auto names_task = [](const op& o) {
+    return o.kind == op_kind::pause || o.kind == op_kind::resume || o.kind == op_kind::stop_task ||
+           o.kind == op_kind::when_done || o.kind == op_kind::set_shares || o.kind == op_kind::arm;
+  };
+  bool renamed = false;
+  for (int k = 15; k > 0; --k) {
+    for (int j = 0; j < k; ++j) {
+      sequence candidate = seq;  // every operation on task k acts on task j instead
+      bool any = false;
+      for (op& o : candidate.ops)
+        if (names_task(o) && o.a[0] == k) o.a[0] = static_cast<std::uint8_t>(j), any = true;
+      if (!any) break;
       if (fails(candidate)) {
         seq = std::move(candidate);
-        n = std::max<std::size_t>(n - 1, 2);
-        removed = true;
+        renamed = true;
         break;
       }
     }
-    if (!removed) {
-      if (chunk == 1) break;
-      n = std::min(n * 2, size);
-    }
   }
+  if (seq.max_active != 0) {
+    sequence candidate = seq;
+    candidate.max_active = 0;
+    if (fails(candidate)) seq = candidate;
+  }
+  if (renamed) remove_ops();
   // Fewer, shorter ticks; throwing forms; end by stop().
   for (std::size_t i = 0; i < seq.ops.size(); ++i) {
     if (seq.ops[i].kind == op_kind::run_ticks) {
