@@ -129,7 +129,7 @@ private:
   friend class context_service;
 
   // What another thread leaves for the lock holder.
-  enum class request : unsigned char { update_placement, park_waiter, cancel_waiter };
+  enum class request : unsigned char { update_placement, park_waiter, cancel_waiter, recount_shares };
   // A cooperate() from another thread, waiting for the lock holder to admit its task or
   // refuse it (out of memory): lives on the requester's stack until answered.
   struct admission {
@@ -185,10 +185,8 @@ private:
   void retire(task_base& t) noexcept;
   /// Admits the oldest queued tasks while fewer than max_active_ are admitted.
   void admit_queued() noexcept;
-  /// A new task joins weighted_tasks_ if its shares are not the default.
-  void count_shares(task_base& t) noexcept;
-  /// A retiring task leaves weighted_tasks_, and its shares stop changing.
-  void uncount_shares(task_base& t) noexcept;
+  /// Brings weighted_tasks_ in line with `t`'s shares and whether it has retired.
+  void recount_shares(task_base& t) noexcept;
   /// Compare-and-swap an active task to `how`; false when it had finished already.
   static bool try_finish(task_base& t, run_state how) noexcept;
   void park(task_base& t) noexcept;
@@ -204,7 +202,7 @@ private:
   void run_units_until_predicate() noexcept;
   /// Whether this tick weighs turns: fairness by time, or some task's shares not 100.
   bool weighted() const noexcept {
-    return by_time_ || weighted_tasks_.load(std::memory_order_relaxed) != 0;
+    return by_time_ || weighted_tasks_ != 0;
   }
   /// A weighted turn of `t` begins: it earns its budget. False when it still cannot run
   /// a unit (it overran earlier turns, or its shares are below one unit per turn).
@@ -286,10 +284,9 @@ private:
   std::size_t task_count_ = 0;        // tasks added and not yet retired
   std::uint32_t tasks_added_ = 0;     // numbers the tasks: the N of "task-N"
   // Unfinished tasks whose shares are not the default: while there are none, units mode
-  // is exactly round-robin and the tick takes its fast path. Changed by whoever changes a
-  // task's shares word to or from the default, so it may be off for a moment while
-  // set_shares() races a retirement, and is exact once both are done.
-  std::atomic<std::int32_t> weighted_tasks_{0};
+  // is exactly round-robin and the tick takes its fast path. Kept under the lock
+  // (recount_shares()), so retiring a task costs no atomic read-modify-write.
+  std::size_t weighted_tasks_ = 0;
   std::uint32_t check_interval_ = 1;  // units between clock reads, adapted per tick
   std::chrono::nanoseconds check_period_;
   preemption_timer::entry timer_entry_;

@@ -124,6 +124,9 @@ void core_impl::apply(request what, task_base& t, waiter_base* w) noexcept {
       w->linked_ = false;
       deliver(*w, operation_aborted_exception);
       return;
+    case request::recount_shares:
+      recount_shares(t);
+      return;
   }
 }
 

@@ -29,7 +29,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
     // it never allocates.
     ++task_count_;
     t.set_number(++tasks_added_);
-    count_shares(t);
+    recount_shares(t);
     if (max_active_ && admitted_ >= max_active_ && !stopped_) {
       queued_.push_back(t);
       t.place_.store(task_place::queued, std::memory_order_relaxed);
@@ -94,7 +94,7 @@ void core_impl::retire(task_base& t) noexcept {
   t.retired_ = true;
   if (&t == unit_just_ended_) unit_just_ended_ = nullptr;  // it may be freed below
   --task_count_;
-  uncount_shares(t);
+  recount_shares(t);
   const bool was_admitted = t.place_ != task_place::queued;
   if (t.place_ == task_place::runnable) policy_.leave(t);
   else if (t.place_ == task_place::parked) parked_.unlink(t);

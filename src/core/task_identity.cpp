@@ -10,13 +10,6 @@ namespace coop::detail {
 
 namespace {
 constexpr unsigned min_shares = 1, max_shares = 10000;
-
-// +1 when a shares word goes from the default to another value, -1 back, 0 otherwise.
-int weight_change(std::uint32_t from, std::uint32_t to) noexcept {
-  const bool was = (from & shares_word::mask) != shares_word::standard;
-  const bool is = (to & shares_word::mask) != shares_word::standard;
-  return int(is) - int(was);
-}
 }  // namespace
 
 void cooperator_core::check_shares(unsigned shares) {
@@ -30,7 +23,7 @@ void cooperator_core::set_options(task_base& t, task_options&& options) {
 }
 
 unsigned cooperator_core::shares(const task_base& t) noexcept {
-  return t.shares_.load(std::memory_order_relaxed) & shares_word::mask;
+  return t.shares_.load(std::memory_order_relaxed);
 }
 
 std::string cooperator_core::name(const task_base& t) {
@@ -56,23 +49,21 @@ task_state cooperator_core::state(const task_base& t) noexcept {
 
 void core_impl::set_shares(task_base& t, unsigned shares) {
   check_shares(shares);
-  std::uint16_t w = t.shares_.load(std::memory_order_relaxed);
-  do {
-    if (w & shares_word::finished) return;
-  } while (!t.shares_.compare_exchange_weak(w, static_cast<std::uint16_t>(shares), std::memory_order_relaxed));
-  // The tick reads the shares at each turn, and picks its loop (round-robin or weighted)
-  // from weighted_tasks_ at each tick.
-  if (const int d = weight_change(w, shares)) weighted_tasks_.fetch_add(d, std::memory_order_relaxed);
+  // On a finished task it does nothing. One finishing meanwhile is as if this came first.
+  if (control::state(t.control_.load(std::memory_order_acquire)) != run_state::active) return;
+  // The tick reads the shares at each turn; the count of weighted tasks, from which it
+  // picks its loop at each tick, is the lock holder's to change (now, or from the inbox
+  // at the next unit boundary).
+  t.shares_.store(static_cast<std::uint16_t>(shares), std::memory_order_relaxed);
+  apply_or_queue(request::recount_shares, t);
 }
 
-void core_impl::count_shares(task_base& t) noexcept {
-  if (weight_change(shares_word::standard, t.shares_.load(std::memory_order_relaxed)))
-    weighted_tasks_.fetch_add(1, std::memory_order_relaxed);
-}
-
-void core_impl::uncount_shares(task_base& t) noexcept {
-  const std::uint16_t w = t.shares_.fetch_or(shares_word::finished, std::memory_order_relaxed);
-  if (weight_change(w, shares_word::standard)) weighted_tasks_.fetch_sub(1, std::memory_order_relaxed);
+void core_impl::recount_shares(task_base& t) noexcept {
+  const bool weighted = !t.retired_ && t.shares_.load(std::memory_order_relaxed) != shares_word::standard;
+  if (weighted == t.counted_weighted_) return;
+  t.counted_weighted_ = weighted;
+  if (weighted) ++weighted_tasks_;
+  else --weighted_tasks_;
 }
 
 }  // namespace coop::detail

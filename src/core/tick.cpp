@@ -153,7 +153,7 @@ bool core_impl::begin_turn(task_base& t) noexcept {
     t.rejoined_ = false;
     t.credit_ = std::min(t.credit_, 0);
   }
-  const std::int32_t shares = t.shares_.load(std::memory_order_relaxed) & shares_word::mask;
+  const std::int32_t shares = t.shares_.load(std::memory_order_relaxed);
   t.credit_ += by_time_ ? shares * time_turn_ns / 100 : shares;  // at most 10 ms in ns
   return has_credit(t);
 }

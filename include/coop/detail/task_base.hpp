@@ -24,13 +24,9 @@ struct in_place_walk;
 enum class run_state : unsigned char { active, done, stopped, failed, scheduler_stopped };
 enum class task_place : unsigned char { none, runnable, parked, queued };
 
-/// A task's shares and whether it has finished, in one atomic word, so that set_shares()
-/// from any thread and the task's retirement agree on which tasks have shares other than
-/// the default (the cooperator keeps their count; see core_impl::weighted_tasks_).
+/// A task's shares (task_options::shares).
 namespace shares_word {
-inline constexpr std::uint16_t standard = 100;       // Twisted's one unit per turn
-inline constexpr std::uint16_t finished = 1u << 15;  // set_shares() does nothing from here on
-inline constexpr std::uint16_t mask = finished - 1;  // shares are at most 10000
+inline constexpr std::uint16_t standard = 100;  // Twisted's one unit per turn
 }  // namespace shares_word
 
 /// What a task's run() reports: how many units it ran and whether the last one ended it.
@@ -139,7 +135,9 @@ public:
   // Callable work: whether the work object is alive (callable_task.hpp keeps it in raw
   // storage: with a flag of its own, a 16-byte work would cost 8 more bytes per task).
   bool work_alive_ = false;
-  /// Shares and the finished bit (namespace shares_word); any thread.
+  // Counted in the core's weighted_tasks_ (unfinished, shares not the default).
+  bool counted_weighted_ = false;
+  /// Shares, 1..10000; stored by set_shares() from any thread, counted under the lock.
   std::atomic<std::uint16_t> shares_{shares_word::standard};
 
   /// "task-N"'s N: set when the task is added, never changed after.
