@@ -195,6 +195,9 @@ private:
   /// the io_context polls timers and sockets before the next tick (a direct re-post runs
   /// ahead of them and doubles the latency of I/O that became ready during the tick).
   void schedule_tick(bool from_tick = false);
+  /// A slice's tick starts: arms the preemption timer, returns the start time.
+  std::chrono::steady_clock::time_point begin_slice() noexcept;
+  void end_slice() noexcept;
   void run_units_for_slice() noexcept;
   /// With shares other than the default, or fairness by time: turns of several units (or
   /// of a time budget), each task's credit carried from turn to turn.
@@ -280,7 +283,8 @@ private:
   run_ring parked_;                   // paused or waiting on an operation
   admission_queue queued_;            // waiting for admission (max_active_), oldest first
   const std::size_t max_active_;      // 0: no limit
-  std::size_t admitted_ = 0;          // unfinished tasks not queued
+  /// Unfinished tasks not queued (they count against max_active_).
+  std::size_t admitted() const noexcept { return task_count_ - queued_.size(); }
   std::size_t task_count_ = 0;        // tasks added and not yet retired
   std::uint32_t tasks_added_ = 0;     // numbers the tasks: the N of "task-N"
   // Unfinished tasks whose shares are not the default: while there are none, units mode

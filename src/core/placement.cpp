@@ -27,14 +27,14 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
   if (t.place_ == task_place::none && !t.retired_) {
     // A new task: add() or answer_admission() made room for it in both rings, so placing
     // it never allocates.
+    const bool queue = max_active_ && admitted() >= max_active_ && !stopped_;
     ++task_count_;
     t.set_number(++tasks_added_);
     recount_shares(t);
-    if (max_active_ && admitted_ >= max_active_ && !stopped_) {
+    if (queue) {
       queued_.push_back(t);
       t.place_.store(task_place::queued, std::memory_order_relaxed);
     } else {
-      ++admitted_;
       parked_.push_back(t);
       t.place_.store(task_place::parked, std::memory_order_relaxed);
     }
@@ -95,16 +95,12 @@ void core_impl::retire(task_base& t) noexcept {
   if (&t == unit_just_ended_) unit_just_ended_ = nullptr;  // it may be freed below
   --task_count_;
   recount_shares(t);
-  const bool was_admitted = t.place_ != task_place::queued;
   if (t.place_ == task_place::runnable) policy_.leave(t);
   else if (t.place_ == task_place::parked) parked_.unlink(t);
   else if (t.place_ == task_place::queued) queued_.unlink(t);
   t.place_.store(task_place::none, std::memory_order_relaxed);
   note_change();
-  if (was_admitted) {
-    --admitted_;
-    if (!queued_.empty()) admit_queued();
-  }
+  if (!queued_.empty()) admit_queued();  // a place may have freed up
 
   // The lists are consistent from here on: user code below may re-enter.
   if (t.awaiting_) {
@@ -132,10 +128,9 @@ void core_impl::retire(task_base& t) noexcept {
 
 void core_impl::admit_queued() noexcept {
   if (stopped_) return;  // stop() finishes the queued tasks
-  while (admitted_ < max_active_) {
-    task_base* t = queued_.pop_front();
+  while (admitted() < max_active_) {
+    task_base* t = queued_.pop_front();  // counts as admitted from here
     if (!t) return;
-    ++admitted_;
     // As a new task: it waits parked (paused while queued) or joins the end of the run
     // order. The rings have room: reserve_room() counted it when it was added.
     parked_.push_back(*t);

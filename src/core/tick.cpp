@@ -213,13 +213,24 @@ bool core_impl::interrupted(task_base& t, task_base*& ran) noexcept {
   return end;
 }
 
-void core_impl::run_units_for_slice() noexcept {
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  const auto deadline = start + slice_;
+std::chrono::steady_clock::time_point core_impl::begin_slice() noexcept {
+  const auto start = std::chrono::steady_clock::now();
   interrupt_.fetch_and(~preempt_bit, std::memory_order_relaxed);
   timer_entry_.tick_start_ns.store(start.time_since_epoch().count(), std::memory_order_seq_cst);
   preemption_timer::tick_started();
+  return start;
+}
+
+void core_impl::end_slice() noexcept {
+  timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
+  // Preempted by the timer: units got slower than the interval learned; relearn it.
+  if (interrupt_.load(std::memory_order_relaxed) & preempt_bit) check_interval_ = 1;
+}
+
+void core_impl::run_units_for_slice() noexcept {
+  using clock = std::chrono::steady_clock;
+  const auto start = begin_slice();
+  const auto deadline = start + slice_;
   auto last_check = start;
   // Units left before the next clock read; the clock is read when it reaches 0, after
   // check_interval_ units.
@@ -301,18 +312,13 @@ void core_impl::run_units_for_slice() noexcept {
     if (until_check == 0 && clock_says_stop()) break;
   }
   unit_just_ended_ = ran;  // for the requests run_tick() applies after the units
-  timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
-  // Preempted by the timer: units got slower than the interval learned; relearn it.
-  if (interrupt_.load(std::memory_order_relaxed) & preempt_bit) check_interval_ = 1;
+  end_slice();
 }
 
 void core_impl::run_weighted_turns_for_slice() noexcept {
   using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
+  const auto start = begin_slice();
   const auto deadline = start + slice_;
-  interrupt_.fetch_and(~preempt_bit, std::memory_order_relaxed);
-  timer_entry_.tick_start_ns.store(start.time_since_epoch().count(), std::memory_order_seq_cst);
-  preemption_timer::tick_started();
   // The last clock read: with fairness by time, every nanosecond from there to the next
   // read is charged to the turn running then.
   auto last = start;
@@ -389,9 +395,7 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
     if (slice_over) break;
   }
   unit_just_ended_ = ran;  // for the requests run_tick() applies after the units
-  timer_entry_.tick_start_ns.store(0, std::memory_order_relaxed);
-  // Preempted by the timer: units got slower than the interval learned; relearn it.
-  if (interrupt_.load(std::memory_order_relaxed) & preempt_bit) check_interval_ = 1;
+  end_slice();
 }
 
 }  // namespace coop::detail
