@@ -11,6 +11,7 @@
 #include <coop/coop.hpp>
 
 #include "support/manual_executor.hpp"
+#include "support/unit_log.hpp"
 #include "support/one_unit_per_tick.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -26,25 +27,13 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using coop_test::manual_context;
-using log_type = std::vector<std::string>;
+using coop_test::expect;
+using coop_test::forever;
+using coop_test::log_type;
+using coop_test::recorder;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-log_type expect(std::string_view spaced) {
-  log_type out;
-  std::istringstream in{std::string(spaced)};
-  for (std::string word; in >> word;) out.push_back(word);
-  return out;
-}
-
-// Logs "<name><n>" for its n-th unit, forever.
-auto recorder(log_type& log, std::string name) {
-  return [&log, name = std::move(name), n = 0]() mutable {
-    log.push_back(name + std::to_string(++n));
-    return coop::step::more;
-  };
-}
 
 // Runs `ticks` ticks of one unit each.
 void run_ticks(manual_context& ctx, int ticks) {

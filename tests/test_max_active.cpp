@@ -8,6 +8,7 @@
 #include <coop/coop.hpp>
 
 #include "support/manual_executor.hpp"
+#include "support/unit_log.hpp"
 
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
@@ -25,28 +26,16 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using coop_test::manual_context;
-using log_type = std::vector<std::string>;
+using coop_test::expect;
+using coop_test::forever;
+using coop_test::log_type;
+using coop_test::recorder;
 
 namespace coop {
 std::ostream& operator<<(std::ostream& out, task_state s) { return out << to_string(s); }
 }  // namespace coop
 
 namespace {
-
-log_type expect(std::string_view spaced) {
-  log_type out;
-  std::istringstream in{std::string(spaced)};
-  for (std::string word; in >> word;) out.push_back(word);
-  return out;
-}
-
-// Logs "<name><n>" for its n-th unit; done after `count` units.
-auto recorder(log_type& log, std::string name, int count) {
-  return [&log, name = std::move(name), count, n = 0]() mutable {
-    log.push_back(name + std::to_string(++n));
-    return n >= count ? coop::step::done : coop::step::more;
-  };
-}
 
 coop::cooperator_options limited(std::size_t n) {
   coop::cooperator_options options;

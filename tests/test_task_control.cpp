@@ -10,6 +10,7 @@
 #include <coop/coop.hpp>
 
 #include "support/manual_executor.hpp"
+#include "support/unit_log.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/core/demangle.hpp>
@@ -35,27 +36,13 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using coop_test::manual_context;
-using log_type = std::vector<std::string>;
+using coop_test::expect;
+using coop_test::forever;
+using coop_test::log_type;
+using coop_test::recorder;
 
 namespace {
 
-constexpr int forever = std::numeric_limits<int>::max();
-
-log_type expect(std::string_view spaced) {
-  log_type out;
-  std::istringstream in{std::string(spaced)};
-  for (std::string word; in >> word;) out.push_back(word);
-  return out;
-}
-
-// Work that logs "<name><n>" for its n-th unit and completes with its `count`-th unit.
-auto recorder(log_type& log, std::string name, int count) {
-  return [&log, name = std::move(name), count, n = 0]() mutable {
-    ++n;
-    log.push_back(name + std::to_string(n));
-    return n >= count ? coop::step::done : coop::step::more;
-  };
-}
 
 long units_of(const log_type& log, char name) {
   return std::count_if(log.begin(), log.end(),
