@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -43,9 +44,10 @@ private:
     int quiet_periods = 0;
     for (;;) {
       bool busy = false;
+      auto wait = std::chrono::nanoseconds(period);
       const std::int64_t now = now_ns();
-      // By index: the list may change while the mutex is released for a retry (an entry
-      // then skipped or seen twice costs nothing: both checks are idempotent).
+      // By index: the list may change while the mutex is released for a retry or a stall
+      // report (an entry then skipped or seen twice costs nothing: both are idempotent).
       for (std::size_t i = 0; i < entries_.size(); ++i) {
         entry* e = entries_[i];
         const std::int64_t start = e->tick_start_ns.load(std::memory_order_relaxed);
@@ -54,6 +56,18 @@ private:
           // Under the mutex: the core cannot be destroyed meanwhile. A tick that ended
           // just now and a new one that started may get one spurious early end: harmless.
           if (now - start > e->slice_ns + std::chrono::nanoseconds(period).count()) e->core->preempt();
+        }
+        if (e->stall_ns > 0 && e->tick_thread.load(std::memory_order_relaxed) != 0) {
+          busy = true;
+          wait = std::min<std::chrono::nanoseconds>(wait, stall_period);
+          if (const auto due = look_for_stall(*e, now)) {
+            report(*e->core, *due, l);
+          } else if (e->probe_ns > e->reported_probe_ns) {
+            wait = std::min<std::chrono::nanoseconds>(
+                wait, std::chrono::nanoseconds(std::max<std::int64_t>(0, e->probe_ns + e->stall_ns - now)));
+          }
+        } else {
+          e->probe_ns = 0;  // no tick: nothing to answer
         }
         if (e->needs_retry.load(std::memory_order_acquire)) {
           busy = true;
@@ -68,9 +82,37 @@ private:
         idle_.store(false, std::memory_order_release);
         quiet_periods = 0;
       } else {
-        cv_.wait_for(l, period);
+        cv_.wait_for(l, wait);
       }
     }
+  }
+  // The stall detector's look at `e`, whose tick runs: how long the unit has run if it is
+  // a stall to report now; otherwise it probes again when the last probe was answered.
+  static std::optional<std::int64_t> look_for_stall(entry& e, std::int64_t now) noexcept {
+    const std::int64_t boundary = e.boundary_ns.load(std::memory_order_relaxed);
+    if (e.probe_ns != 0 && boundary < e.probe_ns) {
+      // No boundary since the probe: the unit running then runs on. It began after the
+      // probe before (answered, or this one would not have been made) and the last
+      // boundary: it has run at least since the probe, at most since then.
+      if (e.reported_probe_ns == e.probe_ns || now - e.probe_ns < e.stall_ns) return std::nullopt;
+      e.reported_probe_ns = e.probe_ns;  // once per unit
+      return now - std::max(boundary, e.previous_probe_ns);
+    }
+    e.previous_probe_ns = e.probe_ns;
+    e.probe_ns = now;
+    e.core->probe();
+    return std::nullopt;
+  }
+  // Reports a stall of `core`'s running unit without our mutex (the report waits for the
+  // stalled thread's account and calls the user's on_stall, which may make or destroy a
+  // cooperator); pinned, as for a retry.
+  static void report(core_impl& core, std::int64_t running_ns, std::unique_lock<std::mutex>& l) noexcept {
+    std::shared_ptr<core_impl> pinned = core.weak_from_this().lock();
+    if (!pinned) return;
+    l.unlock();
+    pinned->report_stall(std::chrono::nanoseconds(running_ns));
+    pinned.reset();
+    l.lock();
   }
   // Posts again what `core` could not post, without our mutex: releasing the core's lock
   // applies what other threads left meanwhile, such as a stop() whose work destructor
@@ -88,7 +130,8 @@ private:
   bool any_tick_running() const noexcept {
     return std::any_of(entries_.begin(), entries_.end(),
                        [](entry* e) {
-          return e->tick_start_ns.load(std::memory_order_seq_cst) != 0 || e->needs_retry.load(std::memory_order_seq_cst);
+          return e->tick_start_ns.load(std::memory_order_seq_cst) != 0 || e->needs_retry.load(std::memory_order_seq_cst) ||
+                 (e->stall_ns > 0 && e->tick_thread.load(std::memory_order_seq_cst) != 0);
         });
   }
 

@@ -26,7 +26,22 @@ struct entry {
   std::atomic<std::int64_t> tick_start_ns{0};
   std::int64_t slice_ns = 0;
   std::atomic<bool> needs_retry{false};  // something could not be posted: call try_retry()
+
+  // The stall detector (stall_ns > 0). The tick publishes the kernel id of the thread
+  // running it (0 between ticks) and the time of each clock read, all made at unit
+  // boundaries; the watchdog asks for a read at the next boundary (core_impl::probe())
+  // at every look. A probe that no boundary has answered by the time it is stall_ns
+  // old means the unit running when it was made runs on: a stall.
+  std::int64_t stall_ns = 0;
+  std::atomic<long> tick_thread{0};
+  std::atomic<std::int64_t> boundary_ns{0};
+  // The watchdog's own: its last probe, the one before, and the last one reported.
+  std::int64_t probe_ns = 0, previous_probe_ns = 0, reported_probe_ns = 0;
 };
+
+/// How often the thread looks while a tick with a stall detector runs: a stall is reported
+/// at most this late (plus the thread's own wake-up delay).
+inline constexpr std::chrono::milliseconds stall_period{1};
 
 /// Registers an entry for the core's lifetime.
 void add(entry& e);

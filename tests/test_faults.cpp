@@ -713,6 +713,14 @@ BOOST_AUTO_TEST_CASE(cooperate_with_options) {
               "/2 units: nothing was scheduled and the caller was not told");
       if (busy && (other_units != 3 || other_wait.calls != 1 || other_wait.result != "null"))
         found("the task already there was disturbed");
+      // The stats count what ran, whatever failed on the way.
+      const coop::cooperator_stats cs = c.stats();
+      if (cs.units != static_cast<std::uint64_t>(units + other_units))
+        found("the cooperator's stats count " + std::to_string(cs.units) + " units, " +
+              std::to_string(units + other_units) + " ran");
+      if (cs.finished != static_cast<std::uint64_t>((threw ? 0 : 1) + busy))
+        found("the cooperator's stats count " + std::to_string(cs.finished) + " finished tasks");
+      if (cs.runnable + cs.paused + cs.waiting + cs.queued != 0) found("the stats count unfinished tasks");
       check_usable(c, ctx, found);
       return fired;
     }, stuck_strand_cause);

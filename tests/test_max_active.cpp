@@ -7,6 +7,7 @@
 
 #include <coop/coop.hpp>
 
+#include "support/print_task_state.hpp"
 #include "support/manual_executor.hpp"
 #include "support/unit_log.hpp"
 
@@ -30,10 +31,6 @@ using coop_test::expect;
 using coop_test::forever;
 using coop_test::log_type;
 using coop_test::recorder;
-
-namespace coop {
-std::ostream& operator<<(std::ostream& out, task_state s) { return out << to_string(s); }
-}  // namespace coop
 
 namespace {
 

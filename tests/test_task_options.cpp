@@ -10,6 +10,7 @@
 #include <coop/coop.hpp>
 
 #include "support/manual_executor.hpp"
+#include "support/print_task_state.hpp"
 #include "support/one_unit_per_tick.hpp"
 
 #include <boost/asio/deferred.hpp>
@@ -28,11 +29,6 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using coop_test::manual_context;
-
-namespace coop {
-// For Boost.Test's messages.
-std::ostream& operator<<(std::ostream& out, task_state s) { return out << to_string(s); }
-}  // namespace coop
 
 namespace {
 

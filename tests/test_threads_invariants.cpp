@@ -2,13 +2,14 @@
 // Thread stress: 3 threads run an io_context that hosts a cooperator while 2 controller
 // threads call control operations at random (pause/resume/stop tasks, when_done, new
 // tasks, stop/start the cooperator) and units return done, throw, stop themselves or wait
-// on themselves. Invariants checked:
+// on themselves, and stats are read. Invariants checked:
 //  - units never overlap and always run on the cooperator's strand;
 //  - no unit starts after pause() or stop() of its task returned, nor after
 //    cooperator::stop() returned for a task that existed before the call;
 //  - each when_done completes exactly once (a dropped handler is reported), and every wait
 //    on a task sees the same result, the one its pause()/stop() failures announced;
-//  - the control calls throw only what the contract allows.
+//  - the control calls throw only what the contract allows;
+//  - stats never count a unit before it started, and the cooperator's never go back.
 // Bounded by time (COOP_THREADS_SECONDS, default 3 s of stress; under TSan ~10 s in all).
 // Built again under ThreadSanitizer in CI (name starts with test_threads).
 #define BOOST_TEST_MODULE threads_invariants
@@ -129,6 +130,7 @@ public:
   void run() {
     asio::io_context& ioc = ioc_;
     auto guard = asio::make_work_guard(ioc);
+    if (options_.stall_threshold.count() > 0) options_.on_stall = [this](const coop::stall_report&) { ++stalls_reported_; };
     coop::cooperator c(ioc, options_);
     coop_ = &c;
     strand_.emplace(c.get_executor());
@@ -165,6 +167,10 @@ public:
       ioc.stop();
     }
     for (auto& t : runners) t.join();
+    // A report still on its way is counted in stats() first, then made.
+    for (int i = 0; i < 100 && c.stats().stalls != static_cast<std::uint64_t>(stalls_reported_.load()); ++i)
+      std::this_thread::sleep_for(10ms);
+    stalls_counted_ = c.stats().stalls;
     coop_ = nullptr;
     strand_.reset();   // before the io_context (and its strand service) goes
   }
@@ -177,6 +183,11 @@ public:
     for (auto& v : violations_) BOOST_ERROR(v);
     BOOST_TEST(units_.load() > 0);
     BOOST_TEST(control_calls_.load() > 100);
+    if (options_.stall_threshold.count() > 0) {
+      BOOST_TEST_MESSAGE("stalls: " << long_units_.load() << " long units, " << stalls_reported_.load() << " reported");
+      if (long_units_.load() >= 3) BOOST_TEST(stalls_reported_.load() > 0);
+      BOOST_TEST(stalls_counted_.load() == static_cast<std::uint64_t>(stalls_reported_.load()));
+    }
     std::vector<std::string> result_of(tasks_.size());
     for (auto& w : waits_) {
       BOOST_TEST(w->calls.load() == 1, "wait on task " << w->task << " completed " << w->calls.load() << " times");
@@ -216,9 +227,16 @@ private:
     if (t.must_not_run.load()) violation("task " + std::to_string(t.id) + ": a unit started after pause()/stop() returned");
     if (t.generation < dead_below_.load())
       violation("task " + std::to_string(t.id) + ": a unit started after cooperator::stop() returned");
-    ++units_;
+    const long all = ++units_;
     int n = ++t.units;
     std::this_thread::yield();   // widen the windows a little
+    if (options_.stall_threshold.count() > 0 && all % 500 == 0) {
+      // A unit the stall detector must see: its probes and signal race the controllers.
+      ++long_units_;
+      const auto start = std::chrono::steady_clock::now();
+      while (std::chrono::steady_clock::now() - start < 10 * options_.stall_threshold) {
+      }
+    }
     if (t.finite_units > 0 && n == t.finite_units) {
       if (t.fails) throw unit_error(t.id);
       return coop::step::done;
@@ -288,6 +306,7 @@ private:
 
   void control(std::uint64_t seed, std::chrono::steady_clock::time_point deadline) {
     std::mt19937_64 rng(seed);
+    coop::cooperator_stats seen;  // what this controller last read
     while (std::chrono::steady_clock::now() < deadline) {
       ++control_calls_;
       std::this_thread::yield();   // leave the runners some of the 2 cores
@@ -308,6 +327,22 @@ private:
       auto t = pick_task(rng);
       if (r < 100) {
         wait_on(*t);
+        continue;
+      }
+      if (r < 115) {
+        // Stats, read while units run: a unit is counted once it has returned, and the
+        // cooperator's counts never go back.
+        const coop::task_stats ts = t->handle.stats();
+        if (ts.units > static_cast<std::uint64_t>(t->units.load()))
+          violation("task " + std::to_string(t->id) + ": stats() counts units that never started");
+        if (ts.busy.count() < 0 || ts.waited.count() < 0) violation("negative busy or waited time");
+        std::shared_lock lock(coop_mutex_);
+        const coop::cooperator_stats cs = coop_->stats();
+        if (cs.units < seen.units || cs.ticks < seen.ticks || cs.finished < seen.finished || cs.busy < seen.busy)
+          violation("cooperator stats went back");
+        if (cs.runnable + cs.paused + cs.waiting + cs.queued > tasks_size())
+          violation("cooperator stats count more unfinished tasks than were made");
+        seen = cs;
         continue;
       }
       if (weighted_ && r >= 930 && r < 950) {
@@ -383,6 +418,9 @@ private:
   std::atomic<long> units_{0};
   std::atomic<long> control_calls_{0};
   std::atomic<long> coop_restarts_{0};
+  std::atomic<long> long_units_{0};
+  std::atomic<long> stalls_reported_{0};
+  std::atomic<std::uint64_t> stalls_counted_{0};
 };
 
 int stress_seconds() {
@@ -408,7 +446,9 @@ BOOST_AUTO_TEST_CASE(invariants_hold_with_shares_and_a_concurrency_limit) {
 }
 
 BOOST_AUTO_TEST_CASE(invariants_hold_with_fairness_by_time) {
-  stress s(stress_seconds(), {.slice = 200us, .fairness = coop::fairness::time, .max_active = 5}, true);
+  // With the stall detector: its probes, signals and reports race the controllers.
+  stress s(stress_seconds(),
+           {.slice = 200us, .fairness = coop::fairness::time, .max_active = 5, .stall_threshold = 2ms}, true);
   s.run();
   s.check();
 }

@@ -8,6 +8,7 @@
 #include <coop/default_cooperator.hpp>
 #include <coop/error.hpp>
 #include <coop/result_task.hpp>
+#include <coop/stats.hpp>
 #include <coop/step.hpp>
 #include <coop/steps.hpp>
 #include <coop/task_options.hpp>

@@ -6,6 +6,7 @@
 #include <coop/detail/task_base.hpp>
 #include <coop/detail/when_done_op.hpp>
 #include <coop/error.hpp>
+#include <coop/stats.hpp>
 #include <coop/task_state.hpp>
 
 #include <boost/asio/async_result.hpp>
@@ -74,6 +75,8 @@ public:
   /// Throws std::invalid_argument outside 1..10000, changing nothing. Does nothing once
   /// the task has finished.
   void set_shares(unsigned shares);
+  /// What the task has run and waited so far (task_stats): a snapshot, from any thread.
+  task_stats stats() const;
 
   /// Whether the handle refers to a task.
   explicit operator bool() const noexcept { return static_cast<bool>(task_); }

@@ -122,6 +122,9 @@ public:
   void stop();
   /// Started and not stopped.
   bool running() const noexcept { return core_->running(); }
+  /// What the cooperator has run, and where its unfinished tasks are (cooperator_stats):
+  /// a snapshot, from any thread, without waiting for a running tick.
+  cooperator_stats stats() const { return core_->stats(); }
 
 private:
   std::shared_ptr<detail::cooperator_core> core_;

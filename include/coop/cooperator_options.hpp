@@ -2,6 +2,8 @@
 // coop::cooperator_options — how a cooperator slices its ticks and shares them out.
 #pragma once
 
+#include <coop/stats.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -40,6 +42,14 @@ struct cooperator_options {
   /// admitted task finishes, the oldest queued one is admitted (paused if it was paused
   /// while queued) and joins the end of the run order.
   std::size_t max_active = 0;
+  /// The stall detector: a unit that has run longer than this is reported through
+  /// on_stall, once, while it still runs, at most about 1 ms late; a unit that never
+  /// returns too. 0: no detector.
+  std::chrono::nanoseconds stall_threshold{0};
+  /// Called with each stall_report, on the library's own watchdog thread: it must be
+  /// thread-safe and quick (it delays the detection of other stalls and the preemption of
+  /// long ticks). Empty: one line to stderr.
+  std::function<void(const stall_report&)> on_stall = {};
 };
 
 }  // namespace coop

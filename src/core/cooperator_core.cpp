@@ -47,6 +47,7 @@ void cooperator_core::await_dropped(task_base& t, std::uint32_t generation) noex
 bool cooperator_core::await_pending(const task_base& t, std::uint32_t generation) noexcept {
   return impl(*this).await_pending(t, generation);
 }
+cooperator_stats cooperator_core::stats() const noexcept { return impl(*this).stats(); }
 std::optional<cooperator_core::executor_type> cooperator_core::live_strand() const noexcept {
   return impl(*this).live_strand();
 }

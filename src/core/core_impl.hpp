@@ -19,10 +19,12 @@
 #include <coop/detail/cooperator_core.hpp>
 #include <coop/detail/in_place_walk.hpp>
 #include "admission_queue.hpp"
+#include "busy_meter.hpp"
 #include "round_robin.hpp"
 #include "run_ring.hpp"
 #include <coop/detail/task_base.hpp>
 #include <coop/error.hpp>
+#include <coop/stats.hpp>
 
 #include "../asymmetric_fence.hpp"
 #include "../core_mutex.hpp"
@@ -96,6 +98,7 @@ public:
   void await_abandoned(task_base& t, std::uint32_t generation) noexcept;
   void await_dropped(task_base& t, std::uint32_t generation) noexcept;
   bool await_pending(const task_base& t, std::uint32_t generation) noexcept;
+  cooperator_stats stats() const noexcept;
 
   // ---- the library's own ----
   /// The execution context is shutting down: stop(), destroying parked waiters instead
@@ -119,6 +122,11 @@ public:
 
   /// Set by the preemption timer when the tick's slice has run out.
   void preempt() noexcept { interrupt_.fetch_or(preempt_bit, std::memory_order_relaxed); }
+  /// The stall detector's probe: the tick reads the clock at its next unit boundary.
+  void probe() noexcept { interrupt_.fetch_or(probe_bit, std::memory_order_relaxed); }
+  /// The unit running now has run for about `running`, over the stall threshold: takes the
+  /// stalled thread's account and reports it (the watchdog thread, without its mutex).
+  void report_stall(std::chrono::nanoseconds running) noexcept;
   /// Posts again what could not be posted for lack of memory, if the lock is free
   /// (the watchdog thread calls it).
   void try_retry() noexcept;
@@ -191,6 +199,20 @@ private:
   static bool try_finish(task_base& t, run_state how) noexcept;
   void park(task_base& t) noexcept;
   void make_runnable(task_base& t) noexcept;
+  /// `t` leaves the run order (its wait there ends: stats.cpp).
+  void leave_run_order(task_base& t) noexcept;
+  /// Into and out of the parked ring, counting the tasks parked while they await.
+  void to_parked(task_base& t) noexcept;
+  void from_parked(task_base& t) noexcept;
+  /// When a task joins or leaves the run order, for its waited time (stats.cpp). Call it
+  /// before the task joins or leaves.
+  std::chrono::steady_clock::time_point wait_clock() noexcept;
+  /// Makes the counts of tasks by placement visible to stats() (the lock holder, as it
+  /// lets go of the lock).
+  void publish_counts() noexcept;
+  /// The end of a tick's units: reads the clock if units ran since the last read, and
+  /// adds what the tick ran to the cooperator's stats.
+  void count_tick() noexcept;
   /// `from_tick`: the tick re-posts itself; it hops through the inner executor first so
   /// the io_context polls timers and sockets before the next tick (a direct re-post runs
   /// ahead of them and doubles the latency of I/O that became ready during the tick).
@@ -241,6 +263,7 @@ private:
   static constexpr std::uint32_t inbox_bit = 2;    // requests wait in the inbox
   static constexpr std::uint32_t preempt_bit = 4;  // the slice has run out
   static constexpr std::uint32_t stop_bit = 8;     // stop() waits for the tick to end
+  static constexpr std::uint32_t probe_bit = 16;   // the stall detector asks for a clock read
 
   // Written only under the lock and strand_mutex_ both; read under either.
   std::optional<executor_type> strand_;
@@ -255,7 +278,10 @@ private:
   // clock reads (one per batch of units, the batches doubling) cost trivial units under
   // 1%, short enough that tasks take turns many times per slice of a millisecond.
   static constexpr std::int32_t time_turn_ns = 100'000;
+  // Units at least this long (in ns) are followed by a clock read each.
+  static constexpr std::uint64_t exact_busy_unit_ns = 1000;
   std::function<std::function<bool()>()> termination_;
+  std::function<void(const stall_report&)> on_stall_;  // the stall detector's, or empty
   core_mutex mutex_;
   std::atomic<std::uint32_t> interrupt_{0};
   std::atomic<bool> running_;
@@ -299,6 +325,21 @@ private:
   bool tick_lost_ = false;
   int hops_ = 1;  // posts on the inner executor before a re-posted tick enters the strand
   std::atomic<bool> needs_retry_{false};
+
+  // Stats. The meter turns the tick's clock reads into busy time (busy_meter.hpp); the
+  // rest are written by the lock holder (add_relaxed) and read by stats() from any thread.
+  busy_meter meter_;
+  std::chrono::steady_clock::time_point last_stamp_{};  // wait_clock() outside a tick
+  std::size_t waiting_parked_ = 0;   // parked tasks counted as waiting (counted_waiting_)
+  std::atomic<std::uint64_t> ticks_{0};
+  std::atomic<std::uint64_t> units_run_{0};
+  std::atomic<std::uint64_t> busy_ns_{0};
+  std::atomic<std::uint64_t> finished_{0};
+  std::atomic<std::uint64_t> stalls_{0};
+  std::atomic<std::size_t> runnable_count_{0};
+  std::atomic<std::size_t> paused_count_{0};
+  std::atomic<std::size_t> waiting_count_{0};
+  std::atomic<std::size_t> queued_count_{0};
 };
 
 }  // namespace coop::detail

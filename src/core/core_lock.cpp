@@ -45,6 +45,7 @@ void core_impl::after_unlock() noexcept {
     held_lock node{this, nullptr};
     push_held(node);
     drain_inbox();
+    publish_counts();
     pop_held(node);
     mutex_.unlock();
   }

@@ -42,6 +42,7 @@ public:
       // Still the holder: code these run may re-enter.
       if (core_.inbox_waiting()) core_.drain_inbox();
       if (core_.needs_retry_.load(std::memory_order_relaxed)) core_.retry();
+      core_.publish_counts();
       pop_held(node_);
       core_.mutex_.unlock();
       if (core_.inbox_waiting()) core_.after_unlock();

@@ -4,6 +4,7 @@
 #include "core_lock.hpp"
 
 #include "../executor_context.hpp"
+#include "../stall_capture.hpp"
 
 #include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/execution.hpp>
@@ -38,6 +39,7 @@ core_impl::core_impl(const asio::any_io_executor& ex, cooperator_options options
       slice_(options.slice),
       by_time_(options.fairness == fairness::time),
       termination_(std::move(options.termination)),
+      on_stall_(std::move(options.on_stall)),
       running_(options.started),
       max_active_(options.max_active),
       // A clock read every ~5 us (less for tiny slices) bounds a tick's overshoot; one read
@@ -48,6 +50,11 @@ core_impl::core_impl(const asio::any_io_executor& ex, cooperator_options options
   hops_ = on_asio_scheduler(ex) ? 2 : 1;
   timer_entry_.core = this;
   timer_entry_.slice_ns = slice_.count();
+  meter_.publish_to(timer_entry_.boundary_ns);
+  if (options.stall_threshold.count() > 0) {
+    stall_capture::install();  // now, not from the watchdog's first report
+    timer_entry_.stall_ns = options.stall_threshold.count();
+  }
   try {
     preemption_timer::add(timer_entry_);
   } catch (...) {

@@ -2,6 +2,7 @@
 // Placement: where a task is (runnable, parked, retired) follows its control word, and a
 // finished task leaves, completing its waits in the order they began.
 #include "core_lock.hpp"
+#include "wait_marks.hpp"
 
 namespace coop::detail {
 
@@ -20,7 +21,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
   if (requeue && t.place_ == task_place::runnable && t.control_.load(std::memory_order_acquire) == 0) {
     // The common resume: a lazy pause left the task in the order (active, unpaused, no
     // requeue bit pending, so not waiting): it moves to the end. The general case below.
-    policy_.leave(t);
+    leave_run_order(t);
     make_runnable(t);
     return;
   }
@@ -35,8 +36,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
       queued_.push_back(t);
       t.place_.store(task_place::queued, std::memory_order_relaxed);
     } else {
-      parked_.push_back(t);
-      t.place_.store(task_place::parked, std::memory_order_relaxed);
+      to_parked(t);
     }
   }
   if (t.retired_) {
@@ -59,7 +59,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
   else if (control::pauses(c) > 0 || t.awaiting_) park(t);
   else if (requeue && t.place_ == task_place::runnable) {
     // Resumed while a lazy pause left it in the order: it joins at the end.
-    policy_.leave(t);
+    leave_run_order(t);
     make_runnable(t);
   } else if (t.place_ != task_place::runnable) {
     if (stopped_) {
@@ -67,24 +67,45 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
       else update_placement(t);
       return;
     }
-    if (t.place_ == task_place::parked) parked_.unlink(t);
+    if (t.place_ == task_place::parked) from_parked(t);
     make_runnable(t);
     if (running_.load(std::memory_order_relaxed) && !in_tick_) try_schedule_tick();
   }
 }
 
 void core_impl::park(task_base& t) noexcept {
-  if (t.place_ == task_place::parked) return;
-  if (t.place_ == task_place::runnable) policy_.leave(t);
+  if (t.place_ == task_place::parked) {
+    // Paused while it awaited, or the other way round: counted again.
+    from_parked(t);
+    to_parked(t);
+    return;
+  }
+  if (t.place_ == task_place::runnable) leave_run_order(t);
+  to_parked(t);
+  note_change();
+}
+
+void core_impl::to_parked(task_base& t) noexcept {
   parked_.push_back(t);
   t.place_.store(task_place::parked, std::memory_order_relaxed);
-  note_change();
+  // Paused wins over waiting (task_state).
+  t.counted_waiting_ = t.awaiting_.load(std::memory_order_relaxed) &&
+                       control::pauses(t.control_.load(std::memory_order_relaxed)) == 0;
+  if (t.counted_waiting_) ++waiting_parked_;
+}
+
+void core_impl::from_parked(task_base& t) noexcept {
+  parked_.unlink(t);
+  if (t.counted_waiting_) --waiting_parked_;
+  t.counted_waiting_ = false;
 }
 
 void core_impl::make_runnable(task_base& t) noexcept {
   // The task whose unit is running goes behind the others (its next turn); so does the
   // one whose unit has just ended while the requests left during that unit are applied.
+  const auto now = wait_clock();  // before it joins: an empty run order means idle
   policy_.join(t, &t != current() && &t != unit_just_ended_);
+  wait_marks::join(t, now);
   t.place_.store(task_place::runnable, std::memory_order_relaxed);
   note_change();
 }
@@ -93,10 +114,12 @@ void core_impl::retire(task_base& t) noexcept {
   if (t.retired_) return;
   t.retired_ = true;
   if (&t == unit_just_ended_) unit_just_ended_ = nullptr;  // it may be freed below
+  meter_.forget(t);
   --task_count_;
+  add_relaxed(finished_, std::uint64_t{1});
   recount_shares(t);
-  if (t.place_ == task_place::runnable) policy_.leave(t);
-  else if (t.place_ == task_place::parked) parked_.unlink(t);
+  if (t.place_ == task_place::runnable) leave_run_order(t);
+  else if (t.place_ == task_place::parked) from_parked(t);
   else if (t.place_ == task_place::queued) queued_.unlink(t);
   t.place_.store(task_place::none, std::memory_order_relaxed);
   note_change();
@@ -133,8 +156,7 @@ void core_impl::admit_queued() noexcept {
     if (!t) return;
     // As a new task: it waits parked (paused while queued) or joins the end of the run
     // order. The rings have room: reserve_room() counted it when it was added.
-    parked_.push_back(*t);
-    t->place_.store(task_place::parked, std::memory_order_relaxed);
+    to_parked(*t);
     update_placement(*t);
   }
 }

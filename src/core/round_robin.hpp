@@ -28,6 +28,7 @@ namespace coop::detail {
 class round_robin {
 public:
   bool empty() const noexcept { return ring_.empty(); }
+  std::size_t size() const noexcept { return ring_.size(); }
   /// Room for `tasks` runnable tasks, so join() never allocates. Throws when out of
   /// memory, with nothing changed.
   void reserve(std::size_t tasks) { ring_.reserve(tasks); }

@@ -28,6 +28,7 @@ class run_ring {
 public:
   bool empty() const noexcept { return live_ == 0; }
   bool single() const noexcept { return live_ == 1; }
+  std::size_t size() const noexcept { return live_; }
   /// Room for `tasks` tasks without allocating later (push_back is then noexcept).
   /// Throws when out of memory, with nothing changed (a walk's cursor included).
   void reserve(std::size_t tasks) {

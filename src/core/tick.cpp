@@ -4,6 +4,8 @@
 // I/O that became ready meanwhile.
 #include "core_lock.hpp"
 
+#include "../stall_capture.hpp"
+
 #include <coop/detail/drop_guard.hpp>
 #include <coop/detail/strand_entry.hpp>
 
@@ -90,7 +92,10 @@ void core_impl::adapt_check_interval(std::chrono::nanoseconds elapsed, std::uint
   // reading after every unit (as Twisted does) would dominate small units. Grow at most
   // 2x per check so one fast burst cannot make the next check late; shrink at once.
   const std::uint64_t per_unit = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(elapsed.count()) / units);
-  const std::uint64_t wanted = static_cast<std::uint64_t>(check_period_.count()) / per_unit;
+  // Units of a microsecond or more: a read after each (at most 2.5% of a unit) makes each
+  // task's busy time exact, however unequal the units sharing an interval (busy_meter.hpp).
+  const std::uint64_t wanted =
+      per_unit >= exact_busy_unit_ns ? 1 : static_cast<std::uint64_t>(check_period_.count()) / per_unit;
   const std::uint64_t limit = std::min<std::uint64_t>(std::uint64_t{check_interval_} * 2, 1u << 20);
   check_interval_ = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(wanted, 1, limit));
 }
@@ -113,6 +118,11 @@ void core_impl::after_unit(task_base& t, run_outcome outcome) noexcept {
 bool core_impl::handle_interrupt() noexcept {
   const std::uint32_t i = interrupt_.load(std::memory_order_acquire);
   if (i & changed_bit) interrupt_.fetch_and(~changed_bit, std::memory_order_relaxed);
+  if (i & probe_bit) {
+    // The stall detector asks: a read here tells it the unit it saw has ended.
+    interrupt_.fetch_and(~probe_bit, std::memory_order_relaxed);
+    meter_.read(std::chrono::steady_clock::now());
+  }
   if (i & inbox_bit) drain_inbox();
   return (i & (preempt_bit | stop_bit)) || !running_.load(std::memory_order_relaxed);
 }
@@ -124,6 +134,12 @@ void core_impl::run_tick() noexcept {
   drain_inbox();
   if (!running_.load(std::memory_order_relaxed) || policy_.empty()) return;
   in_tick_ = true;
+  if (timer_entry_.stall_ns > 0) {
+    // Which thread the stall detector's signal must reach while this tick's units run.
+    thread_local const long this_thread = stall_capture::this_thread_id();
+    timer_entry_.tick_thread.store(this_thread, std::memory_order_seq_cst);
+    preemption_timer::tick_started();
+  }
   // Pairs with wait_out_unit(): a caller that reads an even epoch changed the control
   // word before this point, so every claim below sees the change. Only the lock holder
   // writes the epoch.
@@ -133,7 +149,9 @@ void core_impl::run_tick() noexcept {
   if (termination_) run_units_until_predicate();
   else if (weighted()) run_weighted_turns_for_slice();
   else run_units_for_slice();
+  count_tick();
   units_epoch_.store(epoch + 1, std::memory_order_release);
+  timer_entry_.tick_thread.store(0, std::memory_order_relaxed);
   in_tick_ = false;
   drain_inbox();
   unit_just_ended_ = nullptr;
@@ -166,6 +184,9 @@ void core_impl::run_units_until_predicate() noexcept {
   } catch (...) {
   }
   const bool weighted_turns = weighted();
+  // Busy time from a read at each end of the tick (and around each unit with fairness by
+  // time): no read per unit of the tick's own.
+  meter_.start(clock::now());
   for (;;) {
     // A weighted turn of several units goes on unit by unit, the predicate asked after each.
     task_base* t = weighted_turns ? policy_.take_held() : nullptr;
@@ -181,10 +202,19 @@ void core_impl::run_units_until_predicate() noexcept {
       update_placement(*t);  // paused or finished from another thread: it must not run
       continue;
     }
-    const auto began = turns && by_time_ ? clock::now() : clock::time_point();
+    const bool timed = turns && by_time_;
+    const auto began = timed ? clock::now() : clock::time_point();
+    if (timed) meter_.read(began);
     const run_outcome outcome = t->run_one();
     running_task_.store(nullptr, std::memory_order_release);
-    if (turns) charge(*t, by_time_ ? (clock::now() - began).count() : unit_cost);
+    meter_.ran(*t, 1);
+    if (timed) {
+      const auto ended = clock::now();
+      meter_.read(ended);
+      charge(*t, (ended - began).count());
+    } else if (turns) {
+      charge(*t, unit_cost);
+    }
     const bool still_active = outcome == run_outcome::more && !running_task_finished_;
     after_unit(*t, outcome);
     if (turns && still_active && has_credit(*t)) policy_.hold(*t);
@@ -216,6 +246,7 @@ bool core_impl::interrupted(task_base& t, task_base*& ran) noexcept {
 std::chrono::steady_clock::time_point core_impl::begin_slice() noexcept {
   const auto start = std::chrono::steady_clock::now();
   interrupt_.fetch_and(~preempt_bit, std::memory_order_relaxed);
+  meter_.start(start);
   timer_entry_.tick_start_ns.store(start.time_since_epoch().count(), std::memory_order_seq_cst);
   preemption_timer::tick_started();
   return start;
@@ -237,6 +268,7 @@ void core_impl::run_units_for_slice() noexcept {
   std::uint32_t until_check = shake_out ? 1 : check_interval_;
   const auto clock_says_stop = [&] {
     const auto now = clock::now();
+    meter_.read(now);
     adapt_check_interval(now - last_check, check_interval_);
     last_check = now;
     until_check = check_interval_;
@@ -262,6 +294,7 @@ void core_impl::run_units_for_slice() noexcept {
       // unit. Any change ends the batch through interrupt_ or its control_.
       const run_result r = t->run(until_check, interrupt_);
       running_task_.store(nullptr, std::memory_order_release);
+      meter_.ran(*t, r.units);
       if (r.outcome != run_outcome::more) {
         after_unit(*t, r.outcome);
         ran = nullptr;
@@ -270,6 +303,7 @@ void core_impl::run_units_for_slice() noexcept {
     } else {
       run_outcome outcome = t->run_one();
       running_task_.store(nullptr, std::memory_order_release);
+      meter_.ran(*t, 1);
       --until_check;
       const auto nothing_happened = [&] {
         return outcome == run_outcome::more && until_check != 0 &&
@@ -282,7 +316,7 @@ void core_impl::run_units_for_slice() noexcept {
         // so the walk ends after that unit, never going on over slots that may have
         // moved; the ring took the cursor back before the change. A run of one type is
         // one virtual call; a change of type hands over to the next type's walk.
-        in_place_walk w{.running = &running_task_, .interrupt = &interrupt_, .fences = fences};
+        in_place_walk w{.running = &running_task_, .interrupt = &interrupt_, .fences = fences, .rate = meter_.rate()};
         if (policy_.start_walk(w, until_check)) {
           // On while a task is in place at the cursor and nothing happened.
           while (w.next != w.stop && *w.next) {
@@ -291,7 +325,9 @@ void core_impl::run_units_for_slice() noexcept {
               break;
           }
           policy_.end_walk();
-          until_check -= static_cast<std::uint32_t>(w.passed) - (w.refused ? 1 : 0);
+          const auto walked = static_cast<std::uint32_t>(w.passed) - (w.refused ? 1 : 0);
+          if (walked) meter_.walked(walked);
+          until_check -= walked;
         }
         if (w.last) {
           t = w.last;
@@ -326,6 +362,7 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
   bool slice_over = false;
   const auto read_clock = [&] {
     const auto now = clock::now();
+    meter_.read(now);
     const auto elapsed = now - last;
     last = now;
     slice_over = shake_out || now >= deadline;
@@ -355,6 +392,7 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
       // it back when others join.
       t->credit_ = 0;
       r = t->run(check_interval_, interrupt_);
+      meter_.ran(*t, r.units);
       adapt_check_interval(read_clock(), std::max<std::uint32_t>(r.units, 1));
     } else if (by_time_) {
       // Batches of units, the clock read after each and the time charged to the turn.
@@ -364,6 +402,7 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
       std::uint32_t batch = 1;
       for (;;) {
         r = t->run(batch, interrupt_);
+        meter_.ran(*t, r.units);
         const auto elapsed = read_clock();
         charge(*t, elapsed.count());
         if (r.outcome != run_outcome::more || r.units < batch || slice_over || !has_credit(*t) ||
@@ -376,6 +415,7 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
     } else {
       const auto units = static_cast<std::uint32_t>(std::min<std::int64_t>(t->credit_ / unit_cost, until_check));
       r = t->run(units, interrupt_);
+      meter_.ran(*t, r.units);
       charge(*t, std::int64_t{r.units} * unit_cost);
       until_check -= std::min(until_check, r.units);
     }

@@ -717,6 +717,12 @@ private:
         case op_kind::settle:
           real_out = model_out = "";
           if (!model_.runnable()) settle(real_out, model_out);
+          // Each task's stats count the units the model ran.
+          for (std::size_t i = 0; i < tasks_.size() && i < model_.tasks().size(); ++i) {
+            if (!tasks_[i].handle || !model_.tasks()[i].has_handle) continue;
+            real_out += " u" + std::to_string(i) + "=" + std::to_string(tasks_[i].handle->stats().units);
+            model_out += " u" + std::to_string(i) + "=" + std::to_string(model_.tasks()[i].units);
+          }
           break;
         case op_kind::set_shares: {
           const unsigned v = shares_of(o);

@@ -11,6 +11,7 @@
 #include <coop/cooperator_options.hpp>
 #include <coop/detail/strand_entry.hpp>
 #include <coop/detail/task_base.hpp>
+#include <coop/stats.hpp>
 #include <coop/task_options.hpp>
 #include <coop/task_state.hpp>
 
@@ -67,6 +68,9 @@ public:
   static std::string name(const task_base& t);
   /// A snapshot; any thread.
   static task_state state(const task_base& t) noexcept;
+  /// Snapshots; any thread, without the lock.
+  static task_stats stats(const task_base& t) noexcept;
+  cooperator_stats stats() const noexcept;
 
   // ---- when_done and coiterate ----
   /// Parks `w` on `t`, or completes it at once (posted) when `t` has finished.

@@ -27,6 +27,7 @@ struct in_place_walk {
   std::atomic<task_base*>* running = nullptr;             // the running task (claim())
   const std::atomic<std::uint32_t>* interrupt = nullptr;  // non-zero ends the walk
   bool fences = false;                                    // asymmetric fences (claim())
+  std::uint64_t rate = 0;  // what each unit is charged as busy time (busy_meter.hpp)
   // Results: whether the last task's claim was refused (then it has not run).
   bool refused = false;
   task_base* last = nullptr;                              // the last task visited
@@ -93,6 +94,7 @@ template <class Task, bool Fences> run_outcome walk_same_type(Task& first, in_pl
   const std::atomic<std::uint32_t>& interrupt = *w.interrupt;
   task_base* const* const stop = w.stop;
   task_base* const* const fetch_end = w.fetch_end;
+  const std::uint64_t rate = w.rate;
   const void* const type = type_key(first);
   task_base* const* next = w.next;  // first's slot
   Task* t = &first;
@@ -109,6 +111,7 @@ template <class Task, bool Fences> run_outcome walk_same_type(Task& first, in_pl
       break;
     }
     outcome = t->Task::run_one();  // qualified: a direct call
+    t->count_units(1, rate);
     if (outcome != run_outcome::more || next == stop || interrupt.load(std::memory_order_acquire) != 0)
         [[unlikely]]
       break;

@@ -3,7 +3,7 @@
 // pause count, how it finished and the parked when_done waiters. Guarded by the
 // cooperator core's lock; reference counted because handles outlive everything.
 //
-// Kept small (56 bytes on LP64): the tick walks every runnable task in turn, so with many
+// Kept small (80 bytes on LP64): the tick walks every runnable task in turn, so with many
 // tasks a unit costs about as much as reading its task's memory (the first line of the
 // task, and the work that follows). The cooperator is not
 // referenced from here: handles, waiters and coroutine tasks (which need it) hold it.
@@ -35,6 +35,12 @@ struct run_result {
   std::uint32_t units;
   run_outcome outcome;
 };
+
+/// Adds to a counter that only one thread writes at a time (under a lock) and others
+/// read: a load and a store, not a read-modify-write (a locked instruction on x86).
+template <class T> void add_relaxed(std::atomic<T>& a, T n) noexcept {
+  a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
 
 /// A parked when_done operation (type-erased; see when_done_op.hpp).
 class waiter_base {
@@ -136,9 +142,31 @@ public:
   // storage: with a flag of its own, a 16-byte work would cost 8 more bytes per task).
   bool work_alive_ = false;
   // Counted in the core's weighted_tasks_ (unfinished, shares not the default).
-  bool counted_weighted_ = false;
+  bool counted_weighted_ : 1 = false;
+  // Counted in the core's waiting_parked_ (parked while its coroutine awaits an operation).
+  bool counted_waiting_ : 1 = false;
   /// Shares, 1..10000; stored by set_shares() from any thread, counted under the lock.
   std::atomic<std::uint16_t> shares_{shares_word::standard};
+
+  // Stats (task_stats). Written only by the lock holder, with a relaxed load and store
+  // (never a read-modify-write), read from any thread.
+  std::atomic<std::uint64_t> units_{0};  // units run
+  std::atomic<std::uint64_t> busy_{0};   // time in its units, in 1/256 ns (busy_scale)
+  // Outside the run order: the time it waited, in ns, shifted left by one. In the run
+  // order: (the time it joined, less what it had waited and been busy until then) << 1 | 1,
+  // from which the time waited so far follows (stats.cpp).
+  std::atomic<std::uint64_t> waited_{0};
+
+  /// Counts a run of `n` units that cost `cost` (in 1/256 ns). The lock holder only.
+  void count_units(std::uint32_t n, std::uint64_t cost) noexcept {
+#ifndef COOP_DETAIL_NO_STATS
+    add_relaxed(units_, std::uint64_t{n});
+    add_relaxed(busy_, cost);
+#else
+    (void)n;
+    (void)cost;
+#endif
+  }
 
   /// "task-N"'s N: set when the task is added, never changed after.
   std::uint32_t number() const noexcept {
@@ -170,8 +198,12 @@ private:
   std::uintptr_t identity_ = 1;
 };
 
-// A task's allocation is task_base and its work: 56 + a 16-byte work + malloc's 8 is 80.
-static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 56, "task_base grew: every unit reads it");
+/// busy_ counts 1/256 ns: a trivial unit's share of an interval is a few ns, which whole
+/// nanoseconds would round by a third.
+inline constexpr std::uint64_t busy_scale = 256;
+
+// A task's allocation is task_base and its work: 80 + a 16-byte work + malloc's 8 is 104.
+static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 80, "task_base grew: every unit reads it");
 
 /// Owning pointer to a task (intrusive reference count).
 class task_ptr {

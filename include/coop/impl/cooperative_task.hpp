@@ -74,6 +74,10 @@ inline unsigned cooperative_task::shares() const {
   if (!task_) detail::throw_if(detail::empty_handle());
   return detail::cooperator_core::shares(*task_);
 }
+inline task_stats cooperative_task::stats() const {
+  if (!task_) detail::throw_if(detail::empty_handle());
+  return detail::cooperator_core::stats(*task_);
+}
 inline void cooperative_task::set_shares(unsigned shares) {
   if (!task_) detail::throw_if(detail::empty_handle());
   core_->set_shares(*task_, shares);
