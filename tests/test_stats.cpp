@@ -244,6 +244,23 @@ BOOST_AUTO_TEST_CASE(a_lone_task_is_charged_its_time) {
   if (!coop_test::shake_out) BOOST_TEST(waited < 1ms);  // it never waited for another task
 }
 
+BOOST_AUTO_TEST_CASE(a_last_unit_is_charged_its_time) {
+  // The task finishes in the run the clock read after it measures: it is charged then,
+  // before it may be freed.
+  asio::io_context io;
+  coop::cooperator c(io);
+  std::chrono::nanoseconds measured{};
+  auto spin = spinner(5ms, measured);
+  coop::cooperative_task t = c.cooperate([&spin] {
+    spin();
+    return coop::step::done;
+  });
+  io.run();
+  BOOST_TEST(t.stats().units == 1u);
+  BOOST_TEST(ratio(t.stats().busy, measured) >= 0.95);
+  BOOST_TEST(ratio(t.stats().busy, measured) <= 1 + 0.05 * over);
+}
+
 BOOST_AUTO_TEST_CASE(waited_is_the_time_in_the_run_order_less_busy) {
   // Two tasks of 100 us units: each waits while the other runs.
   asio::io_context io;

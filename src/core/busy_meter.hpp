@@ -42,9 +42,10 @@ public:
     runs_ += 2;
     units_ += n;
   }
-  /// `t` is about to be freed (or to leave the cooperator): no correction may reach it.
-  void forget(const task_base& t) noexcept {
-    if (single_ == &t) single_ = nullptr;
+  /// `t` finishes (and may be freed soon): if its run is the one since the last read, it
+  /// is charged that run's time now (a read), as no later read may reach it.
+  void retiring(const task_base& t) noexcept {
+    if (single_ == &t) read(std::chrono::steady_clock::now());
   }
 
   /// Where each read's time goes, for the stall detector (every read is at a unit boundary).

@@ -114,7 +114,7 @@ void core_impl::retire(task_base& t) noexcept {
   if (t.retired_) return;
   t.retired_ = true;
   if (&t == unit_just_ended_) unit_just_ended_ = nullptr;  // it may be freed below
-  meter_.forget(t);
+  meter_.retiring(t);
   --task_count_;
   add_relaxed(finished_, std::uint64_t{1});
   recount_shares(t);
