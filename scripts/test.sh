@@ -13,8 +13,10 @@ root=$(pwd)
 out=$(realpath -m "${COOP_BUILD_ROOT:-$root/build}")  # absolute: steps cd elsewhere
 jobs=${COOP_JOBS:-$(nproc)}
 # clang-14 and its runtime (libclang-rt-14-dev) for the libFuzzer step; GCC has no libFuzzer.
-# pkgconf: the pkg-config consumer of the packaging step; doxygen: the API reference.
-scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev clang-14 libclang-rt-14-dev pkgconf doxygen
+# pkgconf: the pkg-config consumer of the packaging step; doxygen: the API reference;
+# prometheus: promtool, which checks the demo server's /metrics.
+scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev clang-14 libclang-rt-14-dev pkgconf doxygen \
+  prometheus
 
 step() { printf '\n=== %s\n' "$*"; }
 

@@ -20,9 +20,14 @@
 #include <openssl/evp.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -355,6 +360,99 @@ BOOST_AUTO_TEST_CASE(jobs_have_names_shares_and_task_states) {
                           "/jobs?mib=1&name=01234567890123456789012345678901234567890123456789012345678901234"})
     BOOST_TEST_CONTEXT(bad) { check_error(c.call_json(http::verb::post, bad, http::status::bad_request)); }
   BOOST_TEST(c.call_json(http::verb::get, "/jobs", http::status::ok).as_array().size() == 2u);
+}
+
+namespace {
+// `promtool check metrics` (Debian's prometheus package) on `text`: its output, and
+// whether it found the exposition valid.
+std::pair<bool, std::string> promtool_check(const std::string& text) {
+  char path[] = "/tmp/coop-metrics-XXXXXX";
+  const int fd = ::mkstemp(path);
+  BOOST_REQUIRE(fd >= 0);
+  BOOST_REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  std::string out;
+  std::FILE* p = ::popen(("promtool check metrics < " + std::string(path) + " 2>&1").c_str(), "r");
+  BOOST_REQUIRE(p);
+  for (int ch; (ch = std::fgetc(p)) != EOF;) out.push_back(static_cast<char>(ch));
+  const int status = ::pclose(p);
+  ::unlink(path);
+  return {status == 0, out};
+}
+
+bool has_line(const std::string& text, const std::string& line) {
+  return text.find("\n" + line + "\n") != std::string::npos;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(metrics_are_prometheus_text_and_count_what_ran) {
+  BOOST_REQUIRE_MESSAGE(std::system("command -v promtool > /dev/null") == 0,
+                        "promtool is missing: apt-get install prometheus (scripts/test.sh does)");
+  running_server s;
+  client c(s.port());
+  const auto id = id_of(c.call_json(http::verb::post, "/jobs?kind=sha256&mib=1&name=sum", http::status::created));
+  wait_for_job(s, id);
+  for (int i = 0; i < 3; ++i) BOOST_TEST(c.call(http::verb::get, "/ping").result_int() == 200u);
+  c.call_json(http::verb::get, "/nowhere", http::status::not_found);
+
+  // The job's stats in GET /jobs/{id}: its 16 units, and time in them.
+  const auto j = c.call_json(http::verb::get, "/jobs/" + std::to_string(id), http::status::ok);
+  BOOST_TEST(j.at("stats").at("units").to_number<std::uint64_t>() == 16u);
+  BOOST_TEST(j.at("stats").at("busy_ms").to_number<double>() > 0.0);
+  BOOST_TEST(j.at("stats").at("waited_ms").to_number<double>() >= 0.0);
+
+  const auto res = c.call(http::verb::get, "/metrics");
+  BOOST_TEST(res.result_int() == 200u);
+  BOOST_TEST(res[http::field::content_type] == "text/plain; version=0.0.4");
+  const std::string text = "\n" + res.body();
+  BOOST_TEST_MESSAGE(res.body());
+  const std::string job = "{job=\"" + std::to_string(id) + "\",name=\"sum\"}";
+  BOOST_TEST(has_line(text, "coop_job_units_total" + job + " 16"));
+  BOOST_TEST(has_line(text, "coop_job_stalls_total" + job + " 0"));
+  BOOST_TEST(has_line(text, "coop_job_state{job=\"" + std::to_string(id) + "\",name=\"sum\",state=\"done\"} 1"));
+  BOOST_TEST(has_line(text, "coop_cooperator_units_total{cooperator=\"0\"} 16"));
+  BOOST_TEST(has_line(text, "coop_cooperator_finished_tasks_total{cooperator=\"0\"} 1"));
+  BOOST_TEST(has_line(text, "coop_cooperator_tasks{cooperator=\"0\",state=\"runnable\"} 0"));
+  BOOST_TEST(has_line(text, "coop_demo_http_requests_total{route=\"ping\",code=\"200\"} 3"));
+  BOOST_TEST(has_line(text, "coop_demo_http_requests_total{route=\"other\",code=\"404\"} 1"));
+  BOOST_TEST(text.find("coop_demo_http_request_duration_seconds_bucket{le=\"+Inf\"}") != std::string::npos);
+  const auto [valid, report] = promtool_check(res.body());
+  BOOST_TEST(valid, "promtool check metrics: " << report);
+}
+
+BOOST_AUTO_TEST_CASE(a_stall_job_is_reported_with_its_name_and_backtrace) {
+  std::promise<coop::stall_report> reported;
+  std::atomic<int> reports{0};
+  coop_demo::server_options options;
+  options.cooperator.stall_threshold = 20ms;
+  options.cooperator.on_stall = [&](const coop::stall_report& r) {
+    if (reports++ == 0) reported.set_value(r);
+  };
+  running_server s(options);
+  client c(s.port());
+  BOOST_TEST(c.call_json(http::verb::get, "/info", http::status::ok).at("stall_threshold_ms").to_number<double>() == 20.0);
+  for (const char* bad : {"/jobs?kind=stall", "/jobs?kind=stall&ms=0", "/jobs?kind=stall&ms=60001",
+                          "/jobs?kind=stall&ms=x", "/jobs?kind=stall&mib=1", "/jobs?mib=1&ms=5",
+                          "/jobs?kind=stall&ms=5&mode=naive"})
+    BOOST_TEST_CONTEXT(bad) { check_error(c.call_json(http::verb::post, bad, http::status::bad_request)); }
+
+  const auto id = id_of(c.call_json(http::verb::post, "/jobs?kind=stall&ms=150&name=spin", http::status::created));
+  auto report = reported.get_future();
+  BOOST_REQUIRE(report.wait_for(generous) == std::future_status::ready);
+  const coop::stall_report r = report.get();
+  BOOST_TEST(r.task == "spin");
+  BOOST_TEST(r.running >= 20ms);
+  BOOST_TEST(!r.backtrace.empty());
+  wait_for_job(s, id);
+  const auto j = c.call_json(http::verb::get, "/jobs/" + std::to_string(id), http::status::ok);
+  BOOST_TEST(j.at("kind").as_string() == "stall");
+  BOOST_TEST(state_of(j) == "done");
+  BOOST_TEST(j.at("stats").at("units").to_number<std::uint64_t>() == 1u);
+  BOOST_TEST(j.at("stats").at("busy_ms").to_number<double>() >= 140.0);
+  const std::string text = "\n" + c.call(http::verb::get, "/metrics").body();
+  BOOST_TEST(has_line(text, "coop_job_stalls_total{job=\"" + std::to_string(id) + "\",name=\"spin\"} 1"));
+  BOOST_TEST(has_line(text, "coop_cooperator_stalls_total{cooperator=\"0\"} 1"));
+  BOOST_TEST(reports.load() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(time_fairness_splits_the_cpu_by_shares) {

@@ -131,7 +131,8 @@ std::string_view to_string(job_state s) {
 job::job(std::uint64_t id_, std::string kind_, std::uint64_t mib_, bool naive_, std::string name_)
     : id(id_), name(name_.empty() ? "job-" + std::to_string(id_) : std::move(name_)), kind(std::move(kind_)),
       mib(mib_), naive(naive_),
-      progress(std::make_shared<hash_progress>(kind, mib_)) {}
+      // A stall job hashes nothing: an empty progress stands in.
+      progress(std::make_shared<hash_progress>(kind == "stall" ? "sha256" : kind, mib_)) {}
 
 void job::finish(job_state state, std::string error) {
   std::lock_guard lock(mutex_);
@@ -196,9 +197,15 @@ boost::json::object job::to_json() const {
   if (auto task = task_locked()) {
     o["shares"] = task->shares();
     o["task_state"] = coop::to_string(task->state());
+    // What coop measured: units run, time in them, time runnable while others ran.
+    const coop::task_stats st = task->stats();
+    o["stats"] = {{"units", st.units},
+                  {"busy_ms", static_cast<double>(st.busy.count()) / 1e6},
+                  {"waited_ms", static_cast<double>(st.waited.count()) / 1e6}};
   } else {
     o["shares"] = nullptr;
     o["task_state"] = nullptr;
+    o["stats"] = nullptr;
   }
   if (s == job_state::done) o["digest"] = progress->digest_hex();
   if (!error.empty()) o["error"] = error;
@@ -272,6 +279,13 @@ boost::system::error_code job::set_shares(unsigned shares) {
 coop::step hash_work::operator()() {
   if (hook_) hook_(job_id_, progress_->units_done());
   return progress_->hash_next_chunk() ? coop::step::done : coop::step::more;
+}
+
+coop::step stall_work::operator()() const {
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < length) {
+  }
+  return coop::step::done;
 }
 
 void run_blocking(job& j, const unit_hook& hook) {

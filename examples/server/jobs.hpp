@@ -9,6 +9,7 @@
 #include <boost/system/error_code.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -147,6 +148,12 @@ private:
   std::shared_ptr<hash_progress> progress_;
   std::uint64_t job_id_;
   unit_hook hook_;
+};
+
+/// A stall job's work: one unit that spins for `length` (the stall detector's demo).
+struct stall_work {
+  std::chrono::milliseconds length;
+  coop::step operator()() const;
 };
 
 /// Runs a whole job in the calling thread (the naive mode): returns when it is done or

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   std::string address = "127.0.0.1";
   std::string fairness = "units";
   std::size_t max_active = 0;
+  unsigned stall_ms = 50;
   po::options_description desc("coop_demo_server options");
   desc.add_options()
       ("help,h", "show this help")
@@ -33,7 +34,8 @@ int main(int argc, char** argv) {
       ("slice-us", po::value(&slice_us)->default_value(slice_us), "cooperator time slice per tick, microseconds")
       ("address", po::value(&address)->default_value(address), "address to bind")
       ("fairness", po::value(&fairness)->default_value(fairness), "what jobs' shares weigh: units (Twisted's round-robin) or time")
-      ("max-active", po::value(&max_active)->default_value(max_active), "jobs admitted at once per cooperator; later ones wait queued (0: no limit)");
+      ("max-active", po::value(&max_active)->default_value(max_active), "jobs admitted at once per cooperator; later ones wait queued (0: no limit)")
+      ("stall-ms", po::value(&stall_ms)->default_value(stall_ms), "report units that run longer than this, with a backtrace, to stderr and /metrics (0: off)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -61,6 +63,7 @@ int main(int argc, char** argv) {
   options.cooperator.slice = std::chrono::nanoseconds(static_cast<long long>(slice_us * 1000));
   options.cooperator.fairness = fairness == "time" ? coop::fairness::time : coop::fairness::units;
   options.cooperator.max_active = max_active;
+  options.cooperator.stall_threshold = std::chrono::milliseconds(stall_ms);
   std::optional<coop_demo::server> server;
   try {
     server.emplace(ioc, options);

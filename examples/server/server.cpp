@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSL-1.0
 #include "server.hpp"
 
+#include "metrics.hpp"
+
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -46,8 +48,15 @@ class session;
 struct server::state : std::enable_shared_from_this<server::state> {
   state(asio::io_context& ioc_, server_options options_)
       : ioc(ioc_), options(std::move(options_)), jobs(options.finished_jobs_kept), acceptor(asio::make_strand(ioc_)) {
+    // Stall reports go to the server's log and /metrics (and to the caller's on_stall, if
+    // any). The cooperators may outlive this state: the log is shared with them.
+    coop::cooperator_options cooperator = options.cooperator;
+    cooperator.on_stall = [log = stalls, theirs = options.cooperator.on_stall](const coop::stall_report& r) {
+      log->record(r);
+      if (theirs) theirs(r);
+    };
     for (std::size_t i = 0; i < std::max<std::size_t>(1, options.cooperators); ++i)
-      cooperators.push_back(std::make_unique<coop::cooperator>(ioc_.get_executor(), options.cooperator));
+      cooperators.push_back(std::make_unique<coop::cooperator>(ioc_.get_executor(), cooperator));
   }
 
   // Work is spread over the cooperators round-robin; each runs its ticks on its own strand.
@@ -65,6 +74,8 @@ struct server::state : std::enable_shared_from_this<server::state> {
   std::vector<std::unique_ptr<coop::cooperator>> cooperators;
   std::atomic<std::size_t> next_cooperator_index{0};
   job_registry jobs;
+  http_metrics http;
+  std::shared_ptr<stall_log> stalls = std::make_shared<stall_log>();
   tcp::acceptor acceptor;
   unsigned short port = 0;
   std::atomic<bool> shutting_down{false};
@@ -255,6 +266,7 @@ private:
   }
 
   void on_read(error_code ec) {
+    request_start_ = std::chrono::steady_clock::now();
     reading_ = false;
     if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
         ec == beast::error::timeout || ec == http::error::partial_message ||
@@ -275,6 +287,7 @@ private:
   }
 
   void send(response res) {
+    server_->http.observe(route_, res.result_int(), std::chrono::steady_clock::now() - request_start_);
     if (server_->shutting_down.load()) res.keep_alive(false);
     response_ = std::move(res);
     stream_.expires_after(server_->options.write_timeout);
@@ -320,6 +333,7 @@ private:
   // --- routing --------------------------------------------------------------------------
 
   void handle(request req) {
+    route_ = "other";
     auto target = boost::urls::parse_origin_form(req.target());
     if (!target) return send(error_response(req, http::status::bad_request, "malformed request target"));
     std::vector<std::string> segments;
@@ -329,6 +343,21 @@ private:
       q.params.emplace_back(p.key, p.has_value ? std::optional<std::string>(p.value) : std::nullopt);
 
     const auto n = segments.size();
+    if (n >= 1) {
+      const std::string_view first = segments[0];
+      if (n == 1 && (first == "ping" || first == "info" || first == "metrics" || first == "jobs" || first == "stream"))
+        route_ = first;
+      else if (first == "jobs")
+        route_ = "job";
+    }
+    if (n == 1 && segments[0] == "metrics") {
+      if (req.method() != http::verb::get) return send(method_not_allowed(req, "GET"));
+      std::vector<const coop::cooperator*> cooperators;
+      for (const auto& c : server_->cooperators) cooperators.push_back(c.get());
+      return send(make_response(req, http::status::ok,
+                                render_metrics(cooperators, server_->jobs.all(), server_->http, *server_->stalls),
+                                "text/plain; version=0.0.4"));
+    }
     if (n == 1 && segments[0] == "ping") {
       if (req.method() != http::verb::get) return send(method_not_allowed(req, "GET"));
       return send(make_response(req, http::status::ok, "pong\n", "text/plain"));
@@ -342,8 +371,9 @@ private:
           {"slice_us", std::chrono::duration<double, std::micro>(o.cooperator.slice).count()},
           {"fairness", o.cooperator.fairness == coop::fairness::time ? "time" : "units"},
           {"max_active", o.cooperator.max_active},
+          {"stall_threshold_ms", std::chrono::duration<double, std::milli>(o.cooperator.stall_threshold).count()},
           {"chunk_bytes", chunk_size},
-          {"kinds", json::array{"sha256", "sha512", "sha3-256", "blake2b512"}},
+          {"kinds", json::array{"sha256", "sha512", "sha3-256", "blake2b512", "stall"}},
           {"max_mib", max_job_mib},
           {"max_stream_bytes", max_stream_size}};
       return send(json_response(req, http::status::ok, info));
@@ -372,21 +402,34 @@ private:
     auto bad_request = [&](std::string message) {
       send(error_response(req, http::status::bad_request, message));
     };
-    if (auto bad = q.unexpected({"kind", "mib", "mode", "shares", "name"}))
+    if (auto bad = q.unexpected({"kind", "mib", "mode", "shares", "name", "ms"}))
       return bad_request("unexpected parameter: " + *bad);
     std::string kind = "sha256";
     if (auto k = q.find("kind")) {
-      if (!*k || !digest::supported(**k)) return bad_request("kind must be one of sha256, sha512, sha3-256, blake2b512");
+      if (!*k || (!digest::supported(**k) && **k != "stall"))
+        return bad_request("kind must be one of sha256, sha512, sha3-256, blake2b512, stall");
       kind = **k;
     }
-    auto m = q.find("mib");
-    if (!m || !*m) return bad_request("missing parameter: mib (1 to 1048576)");
-    auto mib = parse_u64(**m);
-    if (!mib || *mib < 1 || *mib > max_job_mib) return bad_request("mib must be an integer from 1 to 1048576");
+    // A stall job: one unit that spins `ms` milliseconds (the stall detector's demo).
+    const bool stall = kind == "stall";
+    std::optional<std::uint64_t> mib = 0, stall_ms;
+    if (stall) {
+      if (q.find("mib")) return bad_request("a stall job takes ms, not mib");
+      auto v = q.find("ms");
+      stall_ms = v && *v ? parse_u64(**v) : std::nullopt;
+      if (!stall_ms || *stall_ms < 1 || *stall_ms > 60000) return bad_request("ms must be an integer from 1 to 60000");
+    } else {
+      if (q.find("ms")) return bad_request("ms is for kind=stall");
+      auto m = q.find("mib");
+      if (!m || !*m) return bad_request("missing parameter: mib (1 to 1048576)");
+      mib = parse_u64(**m);
+      if (!mib || *mib < 1 || *mib > max_job_mib) return bad_request("mib must be an integer from 1 to 1048576");
+    }
     bool naive = false;
     if (auto mode = q.find("mode")) {
       if (*mode && **mode == "naive") naive = true;
       else if (!*mode || **mode != "coop") return bad_request("mode must be coop or naive");
+      if (naive && stall) return bad_request("a stall job runs on the cooperator");
     }
     unsigned shares = 100;
     if (auto v = q.find("shares")) {
@@ -410,8 +453,10 @@ private:
       run_blocking(*j, server_->options.on_unit);
       return send(json_response(req, http::status::ok, j->to_json()));
     }
-    auto task = server_->next_cooperator().cooperate(hash_work(j->progress, j->id, server_->options.on_unit),
-                                                     {.name = j->name, .shares = shares});
+    auto task = stall ? server_->next_cooperator().cooperate(stall_work{std::chrono::milliseconds(*stall_ms)},
+                                                             {.name = j->name, .shares = shares})
+                      : server_->next_cooperator().cooperate(hash_work(j->progress, j->id, server_->options.on_unit),
+                                                             {.name = j->name, .shares = shares});
     j->set_task(task);
     task.when_done(asio::bind_executor(server_->ioc.get_executor(),
                                        [j](std::exception_ptr ep) { j->finish_from(ep); }));
@@ -625,6 +670,9 @@ private:
   std::shared_ptr<server::state> server_;
   std::optional<http::request_parser<http::string_body>> parser_;
   response response_;
+  // The request being answered, for http_metrics: when it was read and its route.
+  std::chrono::steady_clock::time_point request_start_ = std::chrono::steady_clock::now();
+  std::string_view route_ = "other";
   bool reading_ = false;
   bool linger_ = false;
   std::size_t linger_budget_ = 0;
