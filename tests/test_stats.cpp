@@ -259,6 +259,22 @@ BOOST_AUTO_TEST_CASE(a_last_unit_is_charged_its_time) {
   BOOST_TEST(t.stats().units == 1u);
   BOOST_TEST(ratio(t.stats().busy, measured) >= 0.95);
   BOOST_TEST(ratio(t.stats().busy, measured) <= 1 + 0.05 * over);
+
+  // The same when the unit stops its own task (it finishes during the run).
+  std::chrono::nanoseconds measured_self{};
+  auto spin_self = spinner(5ms, measured_self);
+  coop::cooperative_task self;
+  self = c.cooperate([&] {
+    spin_self();
+    self.stop();
+    return coop::step::more;
+  });
+  io.restart();
+  io.run();
+  BOOST_TEST(self.state() == coop::task_state::stopped);
+  BOOST_TEST(self.stats().units == 1u);
+  BOOST_TEST(ratio(self.stats().busy, measured_self) >= 0.95);
+  BOOST_TEST(ratio(self.stats().busy, measured_self) <= 1 + 0.05 * over);
 }
 
 BOOST_AUTO_TEST_CASE(waited_is_the_time_in_the_run_order_less_busy) {

@@ -30,11 +30,13 @@ public:
   void ran(task_base& t, std::uint32_t n) noexcept {
     const std::uint64_t cost = rate_ * n;
     t.count_units(n, cost);
-    // A task that finished during the run may be freed before the next read.
-    single_ = runs_ == 0 && !t.retired_ ? &t : nullptr;
+    single_ = runs_ == 0 ? &t : nullptr;
     charged_ = cost;
     ++runs_;
     units_ += n;
+    // A task that finished during the run (it stopped itself) may be freed before the
+    // next read: if the run is the only one since the last read, it is charged now.
+    if (t.retired_) retiring(t);
   }
   /// `n` units of several tasks ran in place (in_place_walk.hpp), each charged rate().
   void walked(std::uint32_t n) noexcept {
