@@ -10,6 +10,7 @@
 
 #include <coop/coop.hpp>
 
+#include "support/spinner.hpp"
 #include "support/manual_executor.hpp"
 #include "support/unit_log.hpp"
 #include "support/one_unit_per_tick.hpp"
@@ -33,6 +34,8 @@ using coop_test::log_type;
 using coop_test::recorder;
 using clock_type = std::chrono::steady_clock;
 
+using coop_test::spinner;
+
 namespace {
 
 // Runs `ticks` ticks of one unit each.
@@ -44,17 +47,6 @@ void run_ticks(manual_context& ctx, int ticks) {
 auto counter(std::uint64_t& units) {
   return [&units] {
     ++units;
-    return coop::step::more;
-  };
-}
-
-// Busy for `cost` per unit; adds the time its units took to `busy`.
-auto spinner(std::chrono::nanoseconds cost, std::chrono::nanoseconds& busy) {
-  return [cost, &busy] {
-    const auto start = clock_type::now();
-    auto now = start;
-    while (now - start < cost) now = clock_type::now();
-    busy += now - start;
     return coop::step::more;
   };
 }

@@ -9,6 +9,7 @@
 #include <coop/stats.hpp>  // first coop header: it must compile on its own
 #include <coop/coop.hpp>
 
+#include "support/spinner.hpp"
 #include "support/manual_executor.hpp"
 #include "support/print_task_state.hpp"
 #include "support/one_unit_per_tick.hpp"
@@ -32,6 +33,8 @@ using namespace std::chrono_literals;
 using coop_test::manual_context;
 using clock_type = std::chrono::steady_clock;
 
+using coop_test::spinner;
+
 namespace {
 
 // The shake-out build ends every tick after one unit: the time around a unit is then a
@@ -51,17 +54,6 @@ struct other_units {
 
 coop::steps steps_units(int n) {
   for (int i = 1; i < n; ++i) co_yield coop::next;
-}
-
-// Busy for `cost` per unit; adds the time its units took, as it measured them, to `busy`.
-auto spinner(std::chrono::nanoseconds cost, std::chrono::nanoseconds& busy) {
-  return [cost, &busy] {
-    const auto start = clock_type::now();
-    auto now = start;
-    while (now - start < cost) now = clock_type::now();
-    busy += now - start;
-    return coop::step::more;
-  };
 }
 
 void run_for(asio::io_context& io, std::chrono::nanoseconds d) {
