@@ -401,7 +401,19 @@ BOOST_AUTO_TEST_CASE(metrics_are_prometheus_text_and_count_what_ran) {
   BOOST_TEST(j.at("stats").at("busy_ms").to_number<double>() > 0.0);
   BOOST_TEST(j.at("stats").at("waited_ms").to_number<double>() >= 0.0);
 
-  const auto res = c.call(http::verb::get, "/metrics");
+  // The cooperator adds a tick's units to its stats, and publishes its counts, as the
+  // tick ends, which may be after the job's completion ran on the other thread: until
+  // then, ask again.
+  auto res = c.call(http::verb::get, "/metrics");
+  const auto deadline = std::chrono::steady_clock::now() + generous;
+  const auto tick_ended = [](const std::string& body) {
+    return has_line("\n" + body, "coop_cooperator_units_total{cooperator=\"0\"} 16") &&
+           has_line("\n" + body, "coop_cooperator_tasks{cooperator=\"0\",state=\"runnable\"} 0");
+  };
+  while (!tick_ended(res.body()) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+    res = c.call(http::verb::get, "/metrics");
+  }
   BOOST_TEST(res.result_int() == 200u);
   BOOST_TEST(res[http::field::content_type] == "text/plain; version=0.0.4");
   const std::string text = "\n" + res.body();

@@ -27,6 +27,8 @@ struct task_stats {
 };
 
 /// What a cooperator has run, and where its unfinished tasks are (cooperator::stats()).
+/// `ticks`, `units` and `busy` grow as each tick ends: a task's completion handler, which
+/// may run on another thread while the tick goes on, can see them without its last units.
 struct cooperator_stats {
   std::uint64_t ticks = 0;  ///< ticks run (a tick runs units for one slice)
   std::uint64_t units = 0;  ///< units run, by all tasks
