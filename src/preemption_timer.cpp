@@ -57,7 +57,9 @@ private:
           // just now and a new one that started may get one spurious early end: harmless.
           if (now - start > e->slice_ns + std::chrono::nanoseconds(period).count()) e->core->preempt();
         }
-        if (e->stall_ns > 0 && e->tick_thread.load(std::memory_order_relaxed) != 0) {
+        // Acquire: pairs with the tick's store, after which the core is fully made (its
+        // weak_from_this() is read by a report).
+        if (e->stall_ns > 0 && e->tick_thread.load(std::memory_order_acquire) != 0) {
           busy = true;
           wait = std::min<std::chrono::nanoseconds>(wait, stall_period);
           if (const auto due = look_for_stall(*e, now)) {
