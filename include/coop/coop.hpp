@@ -5,6 +5,7 @@
 #include <coop/cooperative_task.hpp>
 #include <coop/cooperator.hpp>
 #include <coop/cooperator_options.hpp>
+#include <coop/cooperator_pool.hpp>
 #include <coop/default_cooperator.hpp>
 #include <coop/error.hpp>
 #include <coop/result_task.hpp>

@@ -24,6 +24,10 @@ namespace coop {
 
 namespace asio = boost::asio;
 
+namespace detail {
+class pool_members;
+}  // namespace detail
+
 /// @par Thread Safety
 /// Every member but the destructor may be called from any thread at any time, including
 /// from inside work units and completion handlers. Units of one cooperator never run
@@ -127,6 +131,8 @@ public:
   cooperator_stats stats() const { return core_->stats(); }
 
 private:
+  friend class detail::pool_members;  // sets up a pool's members
+
   std::shared_ptr<detail::cooperator_core> core_;
 };
 

@@ -131,6 +131,12 @@ public:
   /// (the watchdog thread calls it).
   void try_retry() noexcept;
 
+  /// Tasks take their number ("task-N") from `counter`, shared with the other members of
+  /// a pool, instead of this core's own count. Before the first task is added.
+  void number_tasks_from(std::shared_ptr<std::atomic<std::uint32_t>> counter) noexcept {
+    shared_numbers_ = std::move(counter);
+  }
+
 private:
   class lock;
   friend class lock;
@@ -313,6 +319,7 @@ private:
   std::size_t admitted() const noexcept { return task_count_ - queued_.size(); }
   std::size_t task_count_ = 0;        // tasks added and not yet retired
   std::uint32_t tasks_added_ = 0;     // numbers the tasks: the N of "task-N"
+  std::shared_ptr<std::atomic<std::uint32_t>> shared_numbers_;  // a pool's count instead
   // Unfinished tasks whose shares are not the default: while there are none, units mode
   // is exactly round-robin and the tick takes its fast path. Kept under the lock
   // (recount_shares()), so retiring a task costs no atomic read-modify-write.

@@ -30,7 +30,7 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
     // it never allocates.
     const bool queue = max_active_ && admitted() >= max_active_ && !stopped_;
     ++task_count_;
-    t.set_number(++tasks_added_);
+    t.set_number(shared_numbers_ ? shared_numbers_->fetch_add(1, std::memory_order_relaxed) + 1 : ++tasks_added_);
     recount_shares(t);
     if (queue) {
       queued_.push_back(t);

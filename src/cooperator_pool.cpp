@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: BSL-1.0
+// A cooperator pool's members: made with the pool's options and one numbering of tasks,
+// and the placement of a new task on the member with the fewest unfinished tasks.
+#include <coop/cooperator_pool.hpp>
+
+#include "core/core_lock.hpp"
+
+#include <limits>
+#include <stdexcept>
+
+namespace coop::detail {
+
+pool_members::pool_members(const asio::any_io_executor& ex, std::size_t size, cooperator_options options) {
+  if (size == 0) throw std::invalid_argument("coop: a cooperator_pool needs at least one member");
+  if (options.max_active != 0)
+    throw std::invalid_argument("coop: a cooperator_pool does not apply max_active across its members yet");
+  auto numbers = std::make_shared<std::atomic<std::uint32_t>>(0);
+  members_.reserve(size);
+  for (std::size_t i = 0; i < size; ++i) {
+    entry e;
+    e.coop = std::make_unique<cooperator>(ex, options);
+    static_cast<core_impl&>(*e.coop->core_).number_tasks_from(numbers);
+    members_.push_back(std::move(e));
+  }
+}
+
+pool_members::~pool_members() = default;
+
+std::size_t pool_members::place() noexcept {
+  // From inside a member's unit (or anything else run under its lock), the task joins that
+  // member: adding there never waits, while adding to another member whose tick runs waits
+  // for its unit boundary, and two units adding to each other's members would wait for
+  // each other for ever.
+  for (std::size_t i = 0; i < members_.size(); ++i) {
+    if (this_thread_holds(static_cast<const core_impl*>(members_[i].coop->core_.get()))) {
+      members_[i].placed->fetch_add(1, std::memory_order_relaxed);
+      return i;
+    }
+  }
+  // Unfinished = placed - finished: both counts are current without the member's lock
+  // (its stats' counts by placement are published only as its ticks end). Ties go to the
+  // lowest index, so an idle pool deals tasks out in turn.
+  std::size_t best = 0;
+  std::uint64_t fewest = std::numeric_limits<std::uint64_t>::max();
+  for (std::size_t i = 0; i < members_.size(); ++i) {
+    const std::uint64_t placed = members_[i].placed->load(std::memory_order_relaxed);
+    const std::uint64_t finished = members_[i].coop->stats().finished;
+    const std::uint64_t unfinished = placed > finished ? placed - finished : 0;
+    if (unfinished < fewest) {
+      fewest = unfinished;
+      best = i;
+    }
+  }
+  members_[best].placed->fetch_add(1, std::memory_order_relaxed);
+  return best;
+}
+
+void pool_members::unplace(std::size_t i) noexcept { members_[i].placed->fetch_sub(1, std::memory_order_relaxed); }
+
+void pool_members::start() {
+  for (entry& e : members_) e.coop->start();
+}
+
+void pool_members::stop() noexcept {
+  for (entry& e : members_) e.coop->stop();
+}
+
+cooperator_stats pool_members::stats() const noexcept {
+  cooperator_stats sum;
+  for (const entry& e : members_) {
+    const cooperator_stats s = e.coop->stats();
+    sum.ticks += s.ticks;
+    sum.units += s.units;
+    sum.queued += s.queued;
+    sum.runnable += s.runnable;
+    sum.paused += s.paused;
+    sum.waiting += s.waiting;
+    sum.finished += s.finished;
+    sum.busy += s.busy;
+    sum.stalls += s.stalls;
+  }
+  return sum;
+}
+
+}  // namespace coop::detail

@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: BSL-1.0
+// cooperator_pool, driven by hand: where new tasks go (the member with the fewest
+// unfinished tasks), numbering per pool, start/stop/destruction, summed stats, and every
+// way of adding a task (cooperate, coiterate with each kind of token, work with a result).
+#define BOOST_TEST_MODULE pool
+#include <boost/test/unit_test.hpp>
+
+#include <coop/cooperator_pool.hpp>  // first coop header: it must compile on its own
+#include <coop/coop.hpp>
+
+#include "support/exception_kind.hpp"
+#include "support/manual_executor.hpp"
+#include "support/once_handler.hpp"
+#include "support/print_task_state.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <future>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+using coop_test::kind;
+using coop_test::manual_context;
+
+namespace {
+
+auto units(int n) {
+  return [n]() mutable { return --n > 0 ? coop::step::more : coop::step::done; };
+}
+
+auto forever() {
+  return [] { return coop::step::more; };
+}
+
+// Which member each task is on: the counts of unfinished tasks by member.
+std::vector<std::size_t> unfinished_by_member(const coop::cooperator_pool& pool) {
+  std::vector<std::size_t> counts;
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    const coop::cooperator_stats s = pool.member_stats(i);
+    counts.push_back(s.queued + s.runnable + s.paused + s.waiting);
+  }
+  return counts;
+}
+
+using counts = std::vector<std::size_t>;
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_pool_needs_a_member_and_applies_no_max_active_yet) {
+  manual_context ctx;
+  BOOST_CHECK_EQUAL(coop_test::thrown_by([&] { coop::cooperator_pool(ctx, 0); }), kind<std::invalid_argument>());
+  BOOST_CHECK_EQUAL(coop_test::thrown_by([&] { coop::cooperator_pool(ctx, 2, {.max_active = 3}); }),
+                    kind<std::invalid_argument>());
+  coop::cooperator_pool pool(ctx, 3);
+  BOOST_CHECK_EQUAL(pool.size(), 3u);
+  BOOST_CHECK(pool.running());
+}
+
+BOOST_AUTO_TEST_CASE(a_new_task_joins_the_member_with_the_fewest_unfinished_tasks) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 3);
+  // An idle pool deals tasks out in turn.
+  std::vector<coop::cooperative_task> tasks;
+  for (int i = 0; i < 4; ++i) tasks.push_back(pool.cooperate(forever()));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 1, 1}));
+  // Member 1's task finishes: the next task goes there, not to member 2 in turn.
+  tasks[1].stop();
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 0, 1}));
+  tasks.push_back(pool.cooperate(forever()));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 1, 1}));
+  // Paused tasks are unfinished: they count.
+  tasks[0].pause();
+  tasks.push_back(pool.cooperate(forever()));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 2, 1}));
+  // A task that finishes in its first unit, on member 2.
+  tasks.push_back(pool.cooperate(units(1)));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 2, 2}));
+  for (int i = 0; i < 20; ++i) ctx.poll_one();
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 2, 1}));
+  BOOST_CHECK_EQUAL(pool.member_stats(2).finished, 1u);
+  tasks.push_back(pool.cooperate(forever()));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 2, 2}));
+}
+
+BOOST_AUTO_TEST_CASE(tasks_are_numbered_per_pool_in_the_order_they_were_added) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2);
+  coop::cooperator other(ctx);
+  std::vector<coop::cooperative_task> tasks;
+  for (int i = 0; i < 5; ++i) tasks.push_back(pool.cooperate(units(1)));
+  tasks.push_back(pool.cooperate(units(1), {.name = "named"}));
+  tasks.push_back(pool.cooperate(units(1)));
+  for (int i = 0; i < 5; ++i) BOOST_CHECK_EQUAL(tasks[i].name(), "task-" + std::to_string(i + 1));
+  BOOST_CHECK_EQUAL(tasks[5].name(), "named");
+  BOOST_CHECK_EQUAL(tasks[6].name(), "task-7");
+  BOOST_CHECK_EQUAL(other.cooperate(units(1)).name(), "task-1");  // a cooperator counts its own
+  ctx.poll();
+}
+
+BOOST_AUTO_TEST_CASE(each_member_runs_its_own_tasks_and_the_stats_sum_them) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2);
+  auto a = std::make_shared<coop_test::record>();
+  auto b = std::make_shared<coop_test::record>();
+  auto c = std::make_shared<coop_test::record>();
+  pool.cooperate(units(10)).when_done(coop_test::once_handler(a));
+  pool.cooperate(units(20)).when_done(coop_test::once_handler(b));
+  pool.cooperate(units(30)).when_done(coop_test::once_handler(c));
+  ctx.poll();
+  CHECK_ONCE(a);
+  CHECK_ONCE(b);
+  CHECK_ONCE(c);
+  BOOST_CHECK_EQUAL(kind(a->result), "null");
+  BOOST_CHECK_EQUAL(pool.member_stats(0).units, 40u);  // tasks 1 and 3
+  BOOST_CHECK_EQUAL(pool.member_stats(1).units, 20u);
+  const coop::cooperator_stats s = pool.stats();
+  BOOST_CHECK_EQUAL(s.units, 60u);
+  BOOST_CHECK_EQUAL(s.finished, 3u);
+  BOOST_CHECK_EQUAL(s.ticks, pool.member_stats(0).ticks + pool.member_stats(1).ticks);
+  BOOST_CHECK_EQUAL(s.runnable + s.paused + s.waiting + s.queued, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(stop_finishes_every_task_and_start_runs_new_ones) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2);
+  std::vector<std::shared_ptr<coop_test::record>> records;
+  std::vector<coop::cooperative_task> tasks;
+  for (int i = 0; i < 4; ++i) {
+    records.push_back(std::make_shared<coop_test::record>());
+    tasks.push_back(pool.cooperate(forever()));
+    tasks.back().when_done(coop_test::once_handler(records.back()));
+  }
+  tasks[3].pause();
+  for (int i = 0; i < 6; ++i) ctx.poll_one();
+  pool.stop();
+  BOOST_CHECK(!pool.running());
+  // After stop(): a new task finishes at once.
+  auto late = std::make_shared<coop_test::record>();
+  coop::cooperative_task late_task = pool.cooperate(units(5));
+  late_task.when_done(coop_test::once_handler(late));
+  ctx.poll();
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    CHECK_ONCE(records[i]);
+    BOOST_CHECK_EQUAL(tasks[i].state(), coop::task_state::scheduler_stopped);
+    BOOST_CHECK_EQUAL(kind(records[i]->result), kind<coop::scheduler_stopped>());
+  }
+  CHECK_ONCE(late);
+  BOOST_CHECK_EQUAL(kind(late->result), kind<coop::scheduler_stopped>());
+  BOOST_CHECK_EQUAL(late_task.stats().units, 0u);
+
+  pool.start();
+  BOOST_CHECK(pool.running());
+  auto again = std::make_shared<coop_test::record>();
+  pool.cooperate(units(5)).when_done(coop_test::once_handler(again));
+  ctx.poll();
+  CHECK_ONCE(again);
+  BOOST_CHECK_EQUAL(kind(again->result), "null");
+}
+
+BOOST_AUTO_TEST_CASE(a_pool_made_stopped_runs_nothing_until_started) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2, {.started = false});
+  BOOST_CHECK(!pool.running());
+  auto r = std::make_shared<coop_test::record>();
+  coop::cooperative_task t = pool.cooperate(units(3));
+  t.when_done(coop_test::once_handler(r));
+  ctx.poll();
+  BOOST_CHECK_EQUAL(t.stats().units, 0u);
+  BOOST_CHECK_EQUAL(r->calls, 0);
+  pool.start();
+  ctx.poll();
+  CHECK_ONCE(r);
+  BOOST_CHECK_EQUAL(t.stats().units, 3u);
+}
+
+BOOST_AUTO_TEST_CASE(destroying_the_pool_stops_its_tasks) {
+  manual_context ctx;
+  auto r = std::make_shared<coop_test::record>();
+  coop::cooperative_task t;
+  auto lazy = [&] {
+    auto pool = std::make_unique<coop::cooperator_pool>(ctx, 2);
+    t = pool->cooperate(forever());
+    t.when_done(coop_test::once_handler(r));
+    ctx.poll_one();
+    // A coiterate not launched before the pool is gone.
+    return pool->coiterate(units(3), asio::deferred);
+  }();
+  ctx.poll();
+  CHECK_ONCE(r);
+  BOOST_CHECK_EQUAL(kind(r->result), kind<coop::scheduler_stopped>());
+  BOOST_CHECK_EQUAL(t.state(), coop::task_state::scheduler_stopped);
+  // Launched now: it finishes at once, as a task added to a stopped cooperator does.
+  auto late = std::make_shared<coop_test::record>();
+  std::move(lazy)(coop_test::once_handler(late));
+  ctx.poll();
+  CHECK_ONCE(late);
+  BOOST_CHECK_EQUAL(kind(late->result), kind<coop::scheduler_stopped>());
+}
+
+BOOST_AUTO_TEST_CASE(coiterate_with_each_kind_of_token) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2);
+  // A callback.
+  auto cb = std::make_shared<coop_test::record>();
+  pool.coiterate(units(4), coop_test::once_handler(cb));
+  // use_future.
+  std::future<void> f = pool.coiterate(units(4), {.name = "future"}, asio::use_future);
+  // deferred: the member is chosen when it is launched, so it counts only then.
+  auto lazy = pool.coiterate(units(4), asio::deferred);
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{1, 1}));
+  auto launched = std::make_shared<coop_test::record>();
+  std::move(lazy)(coop_test::once_handler(launched));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 1}));
+  // Cancellation stops the task.
+  asio::cancellation_signal signal;
+  auto cancelled = std::make_shared<coop_test::record>();
+  pool.coiterate(forever(), asio::bind_cancellation_slot(signal.slot(), coop_test::once_handler(cancelled)));
+  ctx.poll_one();
+  signal.emit(asio::cancellation_type::terminal);
+  ctx.poll();
+  CHECK_ONCE(cb);
+  CHECK_ONCE(launched);
+  CHECK_ONCE(cancelled);
+  BOOST_CHECK_EQUAL(kind(cb->result), "null");
+  BOOST_CHECK_EQUAL(kind(launched->result), "null");
+  BOOST_CHECK_EQUAL(kind(cancelled->result), kind<coop::task_stopped>());
+  BOOST_REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);  // set on the system executor
+  BOOST_CHECK_NO_THROW(f.get());
+  // Shares out of range throw at the call, even with a lazy token.
+  BOOST_CHECK_EQUAL(coop_test::thrown_by([&] { (void)pool.coiterate(units(1), {.shares = 0}, asio::deferred); }),
+                    kind<std::invalid_argument>());
+  BOOST_CHECK_EQUAL(coop_test::thrown_by([&] { (void)pool.cooperate(units(1), {.shares = 10001}); }),
+                    kind<std::invalid_argument>());
+  BOOST_CHECK_EQUAL(pool.stats().finished, 4u);
+}
+
+namespace {
+struct counter {
+  int left;
+  int ran = 0;
+  coop::step operator()() {
+    ++ran;
+    return --left > 0 ? coop::step::more : coop::step::done;
+  }
+};
+
+coop::steps_of<int> sum_to(int n) {
+  int sum = 0;
+  for (int i = 1; i <= n; ++i) {
+    sum += i;
+    co_yield coop::next;
+  }
+  co_return sum;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(work_with_a_result_through_a_pool) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2);
+  coop::result_task<counter> returned = pool.cooperate(coop::returning(counter{5}));
+  coop::result_task<int> summed = pool.cooperate(sum_to(10), {.name = "sum"});
+  int ran = -1, sum = -1, sum_again = -1;
+  returned.when_done([&](std::exception_ptr ep, counter c) {
+    BOOST_CHECK(!ep);
+    ran = c.ran;
+  });
+  summed.when_done([&](std::exception_ptr ep, int v) {
+    BOOST_CHECK(!ep);
+    sum = v;
+  });
+  pool.coiterate(sum_to(4), [&](std::exception_ptr ep, int v) {
+    BOOST_CHECK(!ep);
+    sum_again = v;
+  });
+  ctx.poll();
+  BOOST_CHECK_EQUAL(ran, 5);
+  BOOST_CHECK_EQUAL(sum, 55);
+  BOOST_CHECK_EQUAL(sum_again, 10);
+  BOOST_CHECK_EQUAL(summed.name(), "sum");
+  std::future<int> f = pool.coiterate(sum_to(3), asio::use_future);
+  ctx.poll();
+  BOOST_CHECK_EQUAL(f.get(), 6);
+}
+
+// From inside a unit of a member, a new task joins that member, whatever the counts: it
+// never waits for another member's tick.
+BOOST_AUTO_TEST_CASE(a_task_added_from_inside_a_unit_joins_that_units_member) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2);
+  std::vector<coop::cooperative_task> children;
+  coop::cooperative_task parent = pool.cooperate([&] {
+    for (int i = 0; i < 3; ++i) children.push_back(pool.cooperate(forever()));
+    return coop::step::done;
+  });
+  ctx.poll_one();  // member 0's tick: the parent's one unit
+  BOOST_CHECK_EQUAL(parent.state(), coop::task_state::done);
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{3, 0}));
+  BOOST_CHECK_EQUAL(children.size(), 3u);
+  // From outside, the next one goes to the idle member.
+  children.push_back(pool.cooperate(forever()));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{3, 1}));
+}

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: BSL-1.0
+// cooperator_pool on an io_context run by several threads: units of different members
+// run at once, units of one task never overlap, and control from other threads keeps
+// Part 1's promise (after pause() or stop() returns, no unit of that task starts) while
+// stats are read concurrently. Also run under ThreadSanitizer (label "threads").
+#define BOOST_TEST_MODULE threads_pool
+#include <boost/test/unit_test.hpp>
+
+#include <coop/coop.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs `io` on `n` threads until it runs out of work.
+struct runners {
+  std::vector<std::thread> threads;
+  runners(asio::io_context& io, int n) {
+    for (int i = 0; i < n; ++i) threads.emplace_back([&io] { io.run(); });
+  }
+  ~runners() { join(); }
+  void join() {
+    for (std::thread& t : threads)
+      if (t.joinable()) t.join();
+  }
+};
+
+// Spins until `flag` is set or 20 s have passed (the machine may be loaded); true if set.
+bool wait_for(const std::atomic<bool>& flag) {
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!flag.load(std::memory_order_acquire))
+    if (std::chrono::steady_clock::now() > deadline) return false;
+  return true;
+}
+
+}  // namespace
+
+// Two tasks on two members: each one's first unit waits until the other's has begun. It
+// can only end well if the two units run at the same time, on two threads.
+BOOST_AUTO_TEST_CASE(units_of_two_members_run_at_once) {
+  asio::io_context io;
+  coop::cooperator_pool pool(io, 2);
+  std::atomic<bool> began[2] = {false, false};
+  std::atomic<bool> met[2] = {false, false};
+  for (int i = 0; i < 2; ++i) {
+    pool.cooperate([&, i] {
+      began[i].store(true, std::memory_order_release);
+      met[i].store(wait_for(began[1 - i]), std::memory_order_relaxed);
+      return coop::step::done;
+    });
+  }
+  BOOST_CHECK_EQUAL(pool.member_stats(0).runnable, 1u);
+  BOOST_CHECK_EQUAL(pool.member_stats(1).runnable, 1u);
+  runners r(io, 2);
+  r.join();
+  BOOST_CHECK(met[0].load());
+  BOOST_CHECK(met[1].load());
+  BOOST_CHECK_EQUAL(pool.stats().finished, 2u);
+}
+
+// Many tasks on two members run by three threads, paused, resumed and stopped from a
+// controller thread while a reader takes stats. Each task checks that its units never
+// overlap; after pause() or stop() returns, its unit count must not grow (until resume).
+BOOST_AUTO_TEST_CASE(control_from_other_threads_while_members_run) {
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  coop::cooperator_pool pool(io, 2, {.slice = 200us});
+  struct probe {
+    std::atomic<int> inside{0};
+    std::atomic<bool> overlapped{false};
+    std::atomic<std::uint64_t> units{0};
+  };
+  constexpr int n = 16;
+  std::vector<std::unique_ptr<probe>> probes;
+  std::vector<coop::cooperative_task> tasks;
+  std::atomic<int> finished{0};
+  for (int i = 0; i < n; ++i) {
+    probes.push_back(std::make_unique<probe>());
+    probe& p = *probes.back();
+    tasks.push_back(pool.cooperate([&p] {
+      if (p.inside.fetch_add(1) != 0) p.overlapped = true;
+      p.units.fetch_add(1, std::memory_order_relaxed);
+      for (int k = 0; k < 200; ++k) asm volatile("" ::: "memory");  // a little work
+      p.inside.fetch_sub(1);
+      return coop::step::more;
+    }));
+    tasks.back().when_done([&finished](std::exception_ptr) { finished.fetch_add(1); });
+  }
+  runners r(io, 3);
+  std::atomic<bool> done{false};
+  std::atomic<bool> counts_ok{true};  // Boost.Test's checks are for the main thread only
+  std::thread reader([&] {
+    while (!done.load()) {
+      const coop::cooperator_stats s = pool.stats();
+      // Each count is published on its own (a task moving between two may be in both
+      // for a moment), so each is bounded, not their sum.
+      if (s.runnable > std::size_t{n} || s.paused > std::size_t{n} || s.waiting + s.queued != 0) counts_ok = false;
+      for (const auto& t : tasks) (void)t.stats();
+    }
+  });
+  bool still_after_pause = true, still_after_stop = true;
+  for (int round = 0; round < 200; ++round) {
+    coop::cooperative_task& t = tasks[static_cast<std::size_t>(round % (n / 2))];
+    probe& p = *probes[static_cast<std::size_t>(round % (n / 2))];
+    t.pause();
+    const std::uint64_t at_pause = p.units.load();
+    std::this_thread::sleep_for(50us);
+    if (p.units.load() != at_pause) still_after_pause = false;
+    t.resume();
+  }
+  for (int i = n / 2; i < n; ++i) {
+    tasks[static_cast<std::size_t>(i)].stop();
+    const std::uint64_t at_stop = probes[static_cast<std::size_t>(i)]->units.load();
+    std::this_thread::sleep_for(50us);
+    if (probes[static_cast<std::size_t>(i)]->units.load() != at_stop) still_after_stop = false;
+  }
+  pool.stop();
+  done = true;
+  reader.join();
+  guard.reset();
+  r.join();
+  BOOST_CHECK(counts_ok.load());
+  BOOST_CHECK(still_after_pause);
+  BOOST_CHECK(still_after_stop);
+  BOOST_CHECK_EQUAL(finished.load(), n);
+  for (const auto& p : probes) {
+    BOOST_CHECK(!p->overlapped.load());
+    BOOST_CHECK_GT(p->units.load(), 0u);
+  }
+  std::uint64_t units = 0;
+  for (const auto& p : probes) units += p->units.load();
+  BOOST_CHECK_EQUAL(pool.stats().units, units);
+}
