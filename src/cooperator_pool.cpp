@@ -12,14 +12,19 @@ namespace coop::detail {
 
 pool_members::pool_members(const asio::any_io_executor& ex, std::size_t size, cooperator_options options) {
   if (size == 0) throw std::invalid_argument("coop: a cooperator_pool needs at least one member");
-  if (options.max_active != 0)
-    throw std::invalid_argument("coop: a cooperator_pool does not apply max_active across its members yet");
   auto numbers = std::make_shared<std::atomic<std::uint32_t>>(0);
+  // max_active is the pool's as a whole: the members share one budget of places and one
+  // queue, instead of a limit each.
+  std::shared_ptr<admission_budget> budget;
+  if (options.max_active != 0) budget = std::make_shared<admission_budget>(options.max_active);
+  options.max_active = 0;
   members_.reserve(size);
   for (std::size_t i = 0; i < size; ++i) {
     entry e;
     e.coop = std::make_unique<cooperator>(ex, options);
-    static_cast<core_impl&>(*e.coop->core_).number_tasks_from(numbers);
+    core_impl& core = static_cast<core_impl&>(*e.coop->core_);
+    core.number_tasks_from(numbers);
+    if (budget) core.admit_by(budget);
     members_.push_back(std::move(e));
   }
 }

@@ -54,11 +54,9 @@ using counts = std::vector<std::size_t>;
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(a_pool_needs_a_member_and_applies_no_max_active_yet) {
+BOOST_AUTO_TEST_CASE(a_pool_needs_a_member) {
   manual_context ctx;
   BOOST_CHECK_EQUAL(coop_test::thrown_by([&] { coop::cooperator_pool(ctx, 0); }), kind<std::invalid_argument>());
-  BOOST_CHECK_EQUAL(coop_test::thrown_by([&] { coop::cooperator_pool(ctx, 2, {.max_active = 3}); }),
-                    kind<std::invalid_argument>());
   coop::cooperator_pool pool(ctx, 3);
   BOOST_CHECK_EQUAL(pool.size(), 3u);
   BOOST_CHECK(pool.running());
@@ -307,4 +305,81 @@ BOOST_AUTO_TEST_CASE(a_task_added_from_inside_a_unit_joins_that_units_member) {
   // From outside, the next one goes to the idle member.
   children.push_back(pool.cooperate(forever()));
   BOOST_CHECK(unfinished_by_member(pool) == (counts{3, 1}));
+}
+
+namespace {
+std::vector<coop::task_state> states(const std::vector<coop::cooperative_task>& tasks) {
+  std::vector<coop::task_state> s;
+  for (const auto& t : tasks) s.push_back(t.state());
+  return s;
+}
+constexpr auto queued = coop::task_state::queued;
+constexpr auto runnable = coop::task_state::runnable;
+constexpr auto paused = coop::task_state::paused;
+constexpr auto stopped = coop::task_state::stopped;
+constexpr auto done = coop::task_state::done;
+using state_list = std::vector<coop::task_state>;
+}  // namespace
+
+// max_active applies to the pool as a whole: a place freed on one member goes to the
+// oldest queued task, whichever member it waits on, and a new task never overtakes them.
+BOOST_AUTO_TEST_CASE(max_active_applies_to_the_pool_as_a_whole_in_fifo_order) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2, {.max_active = 3});
+  std::vector<coop::cooperative_task> t;
+  for (int i = 0; i < 6; ++i) t.push_back(pool.cooperate(forever()));
+  // Members: 0 has tasks 1, 3, 5; 1 has 2, 4, 6. Tasks 1-3 hold the places.
+  BOOST_CHECK(states(t) == (state_list{runnable, runnable, runnable, queued, queued, queued}));
+  BOOST_CHECK_EQUAL(pool.stats().queued, 3u);
+  // Task 1 (member 0) finishes: task 4, the oldest queued, on member 1, takes its place.
+  t[0].stop();
+  BOOST_CHECK(states(t) == (state_list{stopped, runnable, runnable, runnable, queued, queued}));
+  // A queued task stopped leaves the queue; a paused one is admitted paused.
+  t[4].stop();
+  t[5].pause();
+  t.push_back(pool.cooperate(forever()));  // task 7: behind task 6
+  BOOST_CHECK(states(t) == (state_list{stopped, runnable, runnable, runnable, stopped, paused, queued}));
+  t[1].stop();  // member 1's place: to task 6 (member 1), paused
+  BOOST_CHECK(states(t) == (state_list{stopped, stopped, runnable, runnable, stopped, paused, queued}));
+  BOOST_CHECK_EQUAL(pool.stats().queued, 1u);
+  t[2].stop();  // member 0's place: to task 7
+  BOOST_CHECK(states(t) == (state_list{stopped, stopped, stopped, runnable, stopped, paused, runnable}));
+  for (int i = 0; i < 10; ++i) ctx.poll_one();
+  BOOST_CHECK_GT(t[3].stats().units, 0u);
+  BOOST_CHECK_GT(t[6].stats().units, 0u);
+  BOOST_CHECK_EQUAL(t[5].stats().units, 0u);
+}
+
+// Places pass on as tasks finish in their units, from ticks of either member; at no time
+// are more than max_active admitted, and every task ends done.
+BOOST_AUTO_TEST_CASE(places_pass_between_members_as_tasks_finish) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 3, {.max_active = 2});
+  std::vector<coop::cooperative_task> t;
+  for (int i = 0; i < 12; ++i) t.push_back(pool.cooperate(units(1 + i % 4)));
+  std::size_t most = 0;
+  while (ctx.poll_one()) {
+    std::size_t admitted = 0;
+    for (const auto& task : t) admitted += task.state() == runnable || task.state() == paused;
+    most = std::max(most, admitted);
+  }
+  BOOST_CHECK_EQUAL(most, 2u);
+  for (const auto& task : t) BOOST_CHECK_EQUAL(task.state(), done);
+  BOOST_CHECK_EQUAL(pool.stats().finished, 12u);
+}
+
+// Stopping the pool finishes queued tasks too, and after start() the budget is whole.
+BOOST_AUTO_TEST_CASE(stopping_a_pool_with_max_active_finishes_queued_tasks) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2, {.max_active = 1});
+  std::vector<coop::cooperative_task> t;
+  for (int i = 0; i < 4; ++i) t.push_back(pool.cooperate(forever()));
+  pool.stop();
+  for (const auto& task : t) BOOST_CHECK_EQUAL(task.state(), coop::task_state::scheduler_stopped);
+  pool.start();
+  std::vector<coop::cooperative_task> u;
+  for (int i = 0; i < 3; ++i) u.push_back(pool.cooperate(units(2)));
+  BOOST_CHECK(states(u) == (state_list{runnable, queued, queued}));
+  ctx.poll();
+  BOOST_CHECK(states(u) == (state_list{done, done, done}));
 }

@@ -142,3 +142,36 @@ BOOST_AUTO_TEST_CASE(control_from_other_threads_while_members_run) {
   for (const auto& p : probes) units += p->units.load();
   BOOST_CHECK_EQUAL(pool.stats().units, units);
 }
+
+// max_active across the members while both run on their own threads and places pass
+// between them: no more tasks are between their first and last unit than the limit, and
+// every task runs to the end.
+BOOST_AUTO_TEST_CASE(max_active_holds_across_members_running_at_once) {
+  asio::io_context io;
+  constexpr int limit = 3, n = 60;
+  coop::cooperator_pool pool(io, 2, {.max_active = limit});
+  std::atomic<int> open{0}, most{0}, done{0};
+  for (int i = 0; i < n; ++i) {
+    pool.cooperate([&, left = 1 + i % 5, first = true]() mutable {
+      if (first) {
+        first = false;
+        const int now = open.fetch_add(1) + 1;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+      }
+      for (int k = 0; k < 500; ++k) asm volatile("" ::: "memory");
+      if (--left > 0) return coop::step::more;
+      open.fetch_sub(1);
+      done.fetch_add(1);
+      return coop::step::done;
+    });
+  }
+  runners r(io, 2);
+  r.join();
+  BOOST_CHECK_EQUAL(done.load(), n);
+  BOOST_CHECK_LE(most.load(), limit);
+  BOOST_CHECK_GE(most.load(), 1);
+  BOOST_CHECK_EQUAL(pool.stats().finished, std::uint64_t{n});
+  BOOST_CHECK_EQUAL(pool.stats().queued, 0u);
+}

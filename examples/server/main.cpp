@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
 
   unsigned short port = 8080;
   std::size_t threads = 2;
-  // One cooperator per thread with short slices: the jobs can use every core, and both
+  // One pool member per thread with short slices: the jobs can use every core, and both
   // threads return to I/O every 250 us (measured on 2 cores with wrk -c8 and 8 jobs:
   // 1 cooperator at 1 ms hashed ~1.1 GB/s, 2 at 250 us ~1.8-1.9 GB/s, /ping p99 the same).
   std::size_t cooperators = 0;
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
       ("help,h", "show this help")
       ("port,p", po::value(&port)->default_value(port), "TCP port on 127.0.0.1 (0: ephemeral, printed)")
       ("threads,t", po::value(&threads)->default_value(threads), "threads running the io_context")
-      ("cooperators", po::value(&cooperators)->default_value(cooperators), "cooperators the jobs are spread over (each uses at most one thread at a time; 0: one per thread)")
+      ("cooperators", po::value(&cooperators)->default_value(cooperators), "members of the cooperator pool the jobs run on (each uses at most one thread at a time; 0: one per thread)")
       ("slice-us", po::value(&slice_us)->default_value(slice_us), "cooperator time slice per tick, microseconds")
       ("address", po::value(&address)->default_value(address), "address to bind")
       ("fairness", po::value(&fairness)->default_value(fairness), "what jobs' shares weigh: units (Twisted's round-robin) or time")

@@ -97,14 +97,14 @@ std::uint64_t stall_log::stalls_of(const std::string& task) const {
   return it == by_task_.end() ? 0 : it->second;
 }
 
-std::string render_metrics(const std::vector<const coop::cooperator*>& cooperators,
-                           const std::vector<std::shared_ptr<job>>& jobs, const http_metrics& http,
-                           const stall_log& stalls) {
+std::string render_metrics(const coop::cooperator_pool& pool, const std::vector<std::shared_ptr<job>>& jobs,
+                           const http_metrics& http, const stall_log& stalls) {
   std::string out;
   http.render(out);
 
+  // Per member of the pool (label "cooperator": each member is a cooperator).
   std::vector<coop::cooperator_stats> cs;
-  for (const coop::cooperator* c : cooperators) cs.push_back(c->stats());
+  for (std::size_t i = 0; i < pool.size(); ++i) cs.push_back(pool.member_stats(i));
   const auto per_cooperator = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
     header(out, name, type, help);
     for (std::size_t i = 0; i < cs.size(); ++i)

@@ -51,8 +51,7 @@ private:
 };
 
 /// The whole exposition.
-std::string render_metrics(const std::vector<const coop::cooperator*>& cooperators,
-                           const std::vector<std::shared_ptr<job>>& jobs, const http_metrics& http,
-                           const stall_log& stalls);
+std::string render_metrics(const coop::cooperator_pool& pool, const std::vector<std::shared_ptr<job>>& jobs,
+                           const http_metrics& http, const stall_log& stalls);
 
 }  // namespace coop_demo

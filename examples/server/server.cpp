@@ -49,19 +49,16 @@ struct server::state : std::enable_shared_from_this<server::state> {
   state(asio::io_context& ioc_, server_options options_)
       : ioc(ioc_), options(std::move(options_)), jobs(options.finished_jobs_kept), acceptor(asio::make_strand(ioc_)) {
     // Stall reports go to the server's log and /metrics (and to the caller's on_stall, if
-    // any). The cooperators may outlive this state: the log is shared with them.
+    // any). The pool's members may outlive this state: the log is shared with them.
     coop::cooperator_options cooperator = options.cooperator;
     cooperator.on_stall = [log = stalls, theirs = options.cooperator.on_stall](const coop::stall_report& r) {
       log->record(r);
       if (theirs) theirs(r);
     };
-    for (std::size_t i = 0; i < std::max<std::size_t>(1, options.cooperators); ++i)
-      cooperators.push_back(std::make_unique<coop::cooperator>(ioc_.get_executor(), cooperator));
-  }
-
-  // Work is spread over the cooperators round-robin; each runs its ticks on its own strand.
-  coop::cooperator& next_cooperator() {
-    return *cooperators[next_cooperator_index.fetch_add(1, std::memory_order_relaxed) % cooperators.size()];
+    // Jobs and /stream producers join the member with the fewest unfinished tasks; each
+    // member runs its ticks on its own strand, so the pool uses up to that many threads.
+    pool = std::make_unique<coop::cooperator_pool>(ioc_.get_executor(), std::max<std::size_t>(1, options.cooperators),
+                                                   std::move(cooperator));
   }
 
   void accept();
@@ -71,8 +68,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
 
   asio::io_context& ioc;
   const server_options options;
-  std::vector<std::unique_ptr<coop::cooperator>> cooperators;
-  std::atomic<std::size_t> next_cooperator_index{0};
+  std::unique_ptr<coop::cooperator_pool> pool;
   job_registry jobs;
   http_metrics http;
   std::shared_ptr<stall_log> stalls = std::make_shared<stall_log>();
@@ -352,10 +348,8 @@ private:
     }
     if (n == 1 && segments[0] == "metrics") {
       if (req.method() != http::verb::get) return send(method_not_allowed(req, "GET"));
-      std::vector<const coop::cooperator*> cooperators;
-      for (const auto& c : server_->cooperators) cooperators.push_back(c.get());
       return send(make_response(req, http::status::ok,
-                                render_metrics(cooperators, server_->jobs.all(), server_->http, *server_->stalls),
+                                render_metrics(*server_->pool, server_->jobs.all(), server_->http, *server_->stalls),
                                 "text/plain; version=0.0.4"));
     }
     if (n == 1 && segments[0] == "ping") {
@@ -367,7 +361,7 @@ private:
       const auto& o = server_->options;
       json::object info{
           {"threads", o.threads},
-          {"cooperators", server_->cooperators.size()},
+          {"cooperators", server_->pool->size()},
           {"slice_us", std::chrono::duration<double, std::micro>(o.cooperator.slice).count()},
           {"fairness", o.cooperator.fairness == coop::fairness::time ? "time" : "units"},
           {"max_active", o.cooperator.max_active},
@@ -453,9 +447,9 @@ private:
       run_blocking(*j, server_->options.on_unit);
       return send(json_response(req, http::status::ok, j->to_json()));
     }
-    auto task = stall ? server_->next_cooperator().cooperate(stall_work{std::chrono::milliseconds(*stall_ms)},
+    auto task = stall ? server_->pool->cooperate(stall_work{std::chrono::milliseconds(*stall_ms)},
                                                              {.name = j->name, .shares = shares})
-                      : server_->next_cooperator().cooperate(hash_work(j->progress, j->id, server_->options.on_unit),
+                      : server_->pool->cooperate(hash_work(j->progress, j->id, server_->options.on_unit),
                                                              {.name = j->name, .shares = shares});
     j->set_task(task);
     task.when_done(asio::bind_executor(server_->ioc.get_executor(),
@@ -555,7 +549,7 @@ private:
     } else {
       // Not under the mutex: no coop call is made while holding it, except the producer's
       // pause of its own task from inside its unit.
-      auto task = server_->next_cooperator().cooperate(stream_producer(stream_state_, server_->options.on_stream_event));
+      auto task = server_->pool->cooperate(stream_producer(stream_state_, server_->options.on_stream_event));
       {
         std::lock_guard lock(st.mutex);
         st.task = task;
@@ -715,7 +709,7 @@ void server::state::shutdown() {
     error_code ignored;
     self->acceptor.close(ignored);
   });
-  for (auto& c : cooperators) c->stop();  // jobs and stream producers finish with scheduler_stopped
+  pool->stop();  // jobs and stream producers finish with scheduler_stopped
   for (const auto& j : jobs.all())
     if (j->naive) j->request_stop();
   // Collected first: the last reference to a session may drop here, and its destructor
@@ -751,6 +745,6 @@ void server::shutdown() { state_->shutdown(); }
 
 std::shared_ptr<job> server::find_job(std::uint64_t id) const { return state_->jobs.find(id); }
 
-coop::cooperator& server::cooperator(std::size_t i) noexcept { return *state_->cooperators.at(i); }
+coop::cooperator_pool& server::pool() noexcept { return *state_->pool; }
 
 }  // namespace coop_demo

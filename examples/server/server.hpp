@@ -41,9 +41,10 @@ struct server_options {
   /// The cooperators' options; the stall detector is on (50 ms) and reports to the
   /// server's log (stderr) and /metrics, then to cooperator.on_stall if set.
   coop::cooperator_options cooperator{.stall_threshold = std::chrono::milliseconds(50)};
-  /// Cooperators on the io_context; jobs and /stream producers are spread over them
-  /// round-robin. One runs its units on one thread at a time (a strand): with more threads
-  /// than that, more cooperators let the jobs use more cores.
+  /// Members of the cooperator pool on the io_context; each job or /stream producer joins
+  /// the member with the fewest unfinished tasks. A member runs its units on one thread at
+  /// a time (a strand): with more threads than that, more members let the jobs use more
+  /// cores. `cooperator.max_active` applies to the pool as a whole.
   std::size_t cooperators = 1;
   std::chrono::milliseconds idle_timeout{30'000};   // a keep-alive connection with no request
   std::chrono::milliseconds write_timeout{30'000};  // a client that stops reading
@@ -98,7 +99,8 @@ public:
   void shutdown();
 
   std::shared_ptr<job> find_job(std::uint64_t id) const;
-  coop::cooperator& cooperator(std::size_t index = 0) noexcept;
+  /// The cooperator pool the jobs and /stream producers run on.
+  coop::cooperator_pool& pool() noexcept;
 
   struct state;
 

@@ -39,8 +39,10 @@ namespace asio = boost::asio;
 class cooperator_pool {
 public:
   /// `size` members on their own strands of `ex`, each with `options` (started unless
-  /// `options.started` is false). Throws std::invalid_argument for `size` 0, and for a
-  /// non-zero `options.max_active`, which the pool does not apply across its members yet.
+  /// `options.started` is false), but `max_active`, which applies to the pool as a whole:
+  /// at most that many unfinished tasks admitted on all members together, later ones
+  /// queued on their member and admitted in the order they were added, whichever member
+  /// frees a place. Throws std::invalid_argument for `size` 0.
   cooperator_pool(const asio::any_io_executor& ex, std::size_t size, cooperator_options options = {})
       : members_(std::make_shared<detail::pool_members>(ex, size, std::move(options))) {}
 

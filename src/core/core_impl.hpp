@@ -18,6 +18,7 @@
 #include <coop/cooperator_options.hpp>
 #include <coop/detail/cooperator_core.hpp>
 #include <coop/detail/in_place_walk.hpp>
+#include "admission_budget.hpp"
 #include "admission_queue.hpp"
 #include "busy_meter.hpp"
 #include "round_robin.hpp"
@@ -136,6 +137,9 @@ public:
   void number_tasks_from(std::shared_ptr<std::atomic<std::uint32_t>> counter) noexcept {
     shared_numbers_ = std::move(counter);
   }
+  /// Admission goes by `budget`, shared with the other members of a pool (max_active
+  /// across the pool), instead of this core's own max_active_. Before the first task.
+  void admit_by(std::shared_ptr<admission_budget> budget) noexcept { budget_ = std::move(budget); }
 
 private:
   class lock;
@@ -143,7 +147,7 @@ private:
   friend class context_service;
 
   // What another thread leaves for the lock holder.
-  enum class request : unsigned char { update_placement, park_waiter, cancel_waiter, recount_shares };
+  enum class request : unsigned char { update_placement, park_waiter, cancel_waiter, recount_shares, admit_granted };
   // A cooperate() from another thread, waiting for the lock holder to admit its task or
   // refuse it (out of memory): lives on the requester's stack until answered.
   struct admission {
@@ -199,6 +203,12 @@ private:
   void retire(task_base& t) noexcept;
   /// Admits the oldest queued tasks while fewer than max_active_ are admitted.
   void admit_queued() noexcept;
+  /// A pool's budget: `t`, which held a place, has finished; the place goes to the
+  /// pool's oldest queued task, on whichever member it waits.
+  void pass_place_on() noexcept;
+  /// A pool's budget granted `t` (queued here) a place: admits it, or passes the place on
+  /// if `t` has finished meanwhile.
+  void admit_granted(task_base& t) noexcept;
   /// Brings weighted_tasks_ in line with `t`'s shares and whether it has retired.
   void recount_shares(task_base& t) noexcept;
   /// Compare-and-swap an active task to `how`; false when it had finished already.
@@ -320,6 +330,7 @@ private:
   std::size_t task_count_ = 0;        // tasks added and not yet retired
   std::uint32_t tasks_added_ = 0;     // numbers the tasks: the N of "task-N"
   std::shared_ptr<std::atomic<std::uint32_t>> shared_numbers_;  // a pool's count instead
+  std::shared_ptr<admission_budget> budget_;  // a pool's max_active instead of max_active_
   // Unfinished tasks whose shares are not the default: while there are none, units mode
   // is exactly round-robin and the tick takes its fast path. Kept under the lock
   // (recount_shares()), so retiring a task costs no atomic read-modify-write.

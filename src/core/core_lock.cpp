@@ -128,6 +128,9 @@ void core_impl::apply(request what, task_base& t, waiter_base* w) noexcept {
     case request::recount_shares:
       recount_shares(t);
       return;
+    case request::admit_granted:
+      admit_granted(t);
+      return;
   }
 }
 

@@ -94,8 +94,9 @@ void core_impl::reserve_room() {
   // grows takes the cursor back first, and the task settled next raises changed_bit
   // (make_runnable or retire), which ends the walk after this unit.
   parked_.reserve(task_count_ + 1);
-  if (max_active_) queued_.reserve(task_count_ + 1);
+  if (max_active_ || budget_) queued_.reserve(task_count_ + 1);
   policy_.reserve(task_count_ + 1);
+  if (budget_) budget_->reserve();  // last: nothing after it throws
 }
 
 void core_impl::admit_from_outside(task_base& t) {

@@ -28,7 +28,11 @@ void core_impl::update_placement(task_base& t, bool requeue) noexcept {
   if (t.place_ == task_place::none && !t.retired_) {
     // A new task: add() or answer_admission() made room for it in both rings, so placing
     // it never allocates.
-    const bool queue = max_active_ && admitted() >= max_active_ && !stopped_;
+    bool queue = max_active_ && admitted() >= max_active_ && !stopped_;
+    if (budget_) {
+      if (stopped_) budget_->drop_promise();  // it finishes at once, holding no place
+      else queue = !(t.holds_place_ = budget_->admit_or_enqueue(*this, t));
+    }
     ++task_count_;
     t.set_number(shared_numbers_ ? shared_numbers_->fetch_add(1, std::memory_order_relaxed) + 1 : ++tasks_added_);
     recount_shares(t);
@@ -120,10 +124,18 @@ void core_impl::retire(task_base& t) noexcept {
   recount_shares(t);
   if (t.place_ == task_place::runnable) leave_run_order(t);
   else if (t.place_ == task_place::parked) from_parked(t);
-  else if (t.place_ == task_place::queued) queued_.unlink(t);
+  else if (t.place_ == task_place::queued) {
+    queued_.unlink(t);
+    if (budget_) budget_->forget(t);
+  }
   t.place_.store(task_place::none, std::memory_order_relaxed);
   note_change();
-  if (!queued_.empty()) admit_queued();  // a place may have freed up
+  if (t.holds_place_) {
+    t.holds_place_ = false;
+    pass_place_on();
+  } else if (!queued_.empty() && !budget_) {
+    admit_queued();  // a place may have freed up
+  }
 
   // The lists are consistent from here on: user code below may re-enter.
   if (t.awaiting_) {
@@ -159,6 +171,28 @@ void core_impl::admit_queued() noexcept {
     to_parked(*t);
     update_placement(*t);
   }
+}
+
+void core_impl::pass_place_on() noexcept {
+  admission_budget::grant g = budget_->release();
+  if (!g.task) return;  // nobody queued: the place is free again
+  // The other member applies it under its own lock, now or from its inbox at its next unit
+  // boundary (never waiting for it here, under this member's lock).
+  if (g.member == this) admit_granted(*g.task);
+  else g.member->apply_or_queue(request::admit_granted, *g.task);
+}
+
+void core_impl::admit_granted(task_base& t) noexcept {
+  if (t.place_ != task_place::queued) {
+    pass_place_on();  // it finished while the place was on its way
+    return;
+  }
+  // As admit_queued(): it waits parked (paused while queued) or joins the end of the run
+  // order; the rings have room (reserve_room() counted it when it was added).
+  queued_.unlink(t);
+  t.holds_place_ = true;
+  to_parked(t);
+  update_placement(t);
 }
 
 void core_impl::note_change() noexcept {

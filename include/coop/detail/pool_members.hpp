@@ -23,7 +23,7 @@ namespace asio = boost::asio;
 
 class pool_members {
 public:
-  /// Throws std::invalid_argument for `size` 0 or a `max_active` the pool cannot apply.
+  /// Throws std::invalid_argument for `size` 0.
   pool_members(const asio::any_io_executor& ex, std::size_t size, cooperator_options options);
   pool_members(const pool_members&) = delete;
   pool_members& operator=(const pool_members&) = delete;

@@ -145,6 +145,8 @@ public:
   bool counted_weighted_ : 1 = false;
   // Counted in the core's waiting_parked_ (parked while its coroutine awaits an operation).
   bool counted_waiting_ : 1 = false;
+  // Holds one of a pool's admission places (admission_budget, max_active across members).
+  bool holds_place_ : 1 = false;
   /// Shares, 1..10000; stored by set_shares() from any thread, counted under the lock.
   std::atomic<std::uint16_t> shares_{shares_word::standard};
 
