@@ -298,8 +298,8 @@ std::size_t drain(Context& ctx, findings& found, long limit = 100000) {
 }
 
 // The cooperator still works: a new task runs to completion and its wait completes.
-template <class Context>
-void check_usable(coop::cooperator& c, Context& ctx, findings& found) {
+template <class Scheduler, class Context>
+void check_usable_scheduler(Scheduler& c, Context& ctx, findings& found) {
   int units = 0;
   wait_record w;
   auto t = c.cooperate(counted_work{&units, 3});
@@ -308,6 +308,10 @@ void check_usable(coop::cooperator& c, Context& ctx, findings& found) {
   if (units != 3) found("afterwards the cooperator is stuck: a new task ran " + std::to_string(units) + "/3 units");
   if (w.calls != 1 || w.result != "null")
     found("afterwards the cooperator is stuck: a new wait completed " + std::to_string(w.calls) + " times");
+}
+
+template <class Context> void check_usable(coop::cooperator& c, Context& ctx, findings& found) {
+  check_usable_scheduler(c, ctx, found);
 }
 
 struct injection_stats {
@@ -726,6 +730,49 @@ BOOST_AUTO_TEST_CASE(cooperate_with_options) {
     }, stuck_strand_cause);
     BOOST_TEST(stats.points > 0);
   }
+}
+
+// A pool with max_active across its two members: one task admitted on member 0, the new
+// one joins member 1 and queues for the pool's place (the admission budget's room is made
+// as it is added). A failure anywhere gives std::bad_alloc with nothing scheduled and the
+// pool's counts untouched, or a task that runs to its end once the place passes to it.
+BOOST_AUTO_TEST_CASE(cooperate_on_a_pool_with_max_active) {
+  watchdog dog("cooperate_on_a_pool_with_max_active");
+  auto stats = inject_everywhere("cooperate on a pool (max_active 1, the place taken)",
+                                 [](long n, findings& found, injection_stats& stats) {
+    manual_context ctx;
+    coop::cooperator_pool pool(ctx, 2, {.termination = one_unit_per_tick(), .max_active = 1});
+    int other_units = 0;
+    wait_record other_wait;
+    coop::cooperative_task other = pool.cooperate(counted_work{&other_units, 3});
+    other.when_done(counted_handler{&other_wait});
+    ctx.poll_one();
+    int units = 0;
+    alloc::arm(n);
+    bool threw = false;
+    try {
+      call([&] { return pool.cooperate(counted_work{&units, 2}); });
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+    bool fired = alloc::disarm();
+    if (threw) ++stats.surfaced;
+    drain(ctx, found);
+    if (threw && units != 0) found("cooperate() threw, yet its work ran");
+    if (!threw && units != 2)
+      found("cooperate() returned normally, yet its task ran " + std::to_string(units) +
+            "/2 units: the place never passed to it");
+    if (other_units != 3 || other_wait.calls != 1 || other_wait.result != "null")
+      found("the task already there was disturbed");
+    const coop::cooperator_stats cs = pool.stats();
+    if (cs.finished != static_cast<std::uint64_t>(threw ? 1 : 2))
+      found("the pool's stats count " + std::to_string(cs.finished) + " finished tasks");
+    if (cs.runnable + cs.paused + cs.waiting + cs.queued != 0) found("the stats count unfinished tasks");
+    // The place is free again: the next task is admitted at once, and runs.
+    check_usable_scheduler(pool, ctx, found);
+    return fired;
+  }, stuck_strand_cause);
+  BOOST_TEST(stats.points > 0);
 }
 
 namespace {

@@ -133,6 +133,10 @@ public:
   cooperator_stats stats() const { return members_->stats(); }
   /// One member's stats, `member` < size().
   cooperator_stats member_stats(std::size_t member) const { return members_->member(member).stats(); }
+  /// The strand on which one member runs its units, `member` < size().
+  cooperator::executor_type member_executor(std::size_t member) const noexcept {
+    return members_->member(member).get_executor();
+  }
 
 private:
   struct initiate_coiterate {

@@ -82,6 +82,9 @@ enum class ending : std::uint8_t {
 struct sequence {
   bool started = true;
   std::size_t max_active = 0;   // cooperator_options::max_active (0: no limit)
+  // The tasks run on a cooperator_pool of one member instead of a cooperator: the same
+  // rules, with the pool's numbering and its admission budget for max_active.
+  bool pool = false;
   ending end = ending::stop;
   std::vector<op> ops;
 };
@@ -140,7 +143,8 @@ inline std::string to_string(const op& o) {
 
 inline std::string to_string(const sequence& seq) {
   std::ostringstream s;
-  s << "  cooperator{started=" << (seq.started ? "true" : "false") << ", max_active=" << seq.max_active << "}\n";
+  s << "  " << (seq.pool ? "cooperator_pool(size 1)" : "cooperator") << "{started=" << (seq.started ? "true" : "false")
+    << ", max_active=" << seq.max_active << "}\n";
   for (std::size_t i = 0; i < seq.ops.size(); ++i) s << "  " << i << ": " << to_string(seq.ops[i]) << "\n";
   s << "  end: " << to_string(seq.end) << "\n";
   return s.str();
@@ -219,6 +223,9 @@ inline sequence generate(std::uint64_t seed) {
     }
     seq.ops.push_back(o);
   }
+  // A quarter of the seeds run on a pool, chosen apart from the generator's stream so that
+  // every seed keeps the operations it had.
+  seq.pool = ((seed * 0x9E3779B97F4A7C15ull) >> 62) == 0;
   return seq;
 }
 
@@ -230,6 +237,7 @@ inline sequence decode(const std::uint8_t* data, std::size_t size) {
   seq.started = (data[0] & 1) == 0;
   seq.end = static_cast<ending>((data[0] >> 1) % 3);
   seq.max_active = (data[0] >> 3) % 4;
+  seq.pool = (data[0] >> 5) & 1;
   for (std::size_t i = 1; i + 5 <= size && seq.ops.size() < 200; i += 5) {
     op o;
     o.kind = static_cast<op_kind>(data[i] % static_cast<int>(op_kind::count_));
@@ -243,7 +251,7 @@ inline sequence decode(const std::uint8_t* data, std::size_t size) {
 inline std::vector<std::uint8_t> encode(const sequence& seq) {
   std::vector<std::uint8_t> out;
   out.push_back(static_cast<std::uint8_t>((seq.started ? 0 : 1) | (static_cast<int>(seq.end) << 1) |
-                                          (static_cast<int>(seq.max_active % 4) << 3)));
+                                          (static_cast<int>(seq.max_active % 4) << 3) | (seq.pool ? 1 << 5 : 0)));
   for (const op& o : seq.ops) {
     out.push_back(static_cast<std::uint8_t>(o.kind));
     out.insert(out.end(), o.a.begin(), o.a.end());
@@ -303,6 +311,32 @@ struct check_result {
   std::map<std::string, long> coverage;   // the model's
 };
 
+// What the sequence runs on: a cooperator, or a pool of one member.
+class subject {
+public:
+  subject(coop_test::manual_context& ctx, bool pool, coop::cooperator_options options) {
+    if (pool) pool_.emplace(ctx, 1, std::move(options));
+    else coop_.emplace(ctx, std::move(options));
+  }
+  template <class... A> auto cooperate(A&&... a) {
+    return coop_ ? coop_->cooperate(std::forward<A>(a)...) : pool_->cooperate(std::forward<A>(a)...);
+  }
+  template <class... A> void coiterate(A&&... a) {
+    if (coop_) coop_->coiterate(std::forward<A>(a)...);
+    else pool_->coiterate(std::forward<A>(a)...);
+  }
+  void start() { coop_ ? coop_->start() : pool_->start(); }
+  void stop() { coop_ ? coop_->stop() : pool_->stop(); }
+  bool running() const { return coop_ ? coop_->running() : pool_->running(); }
+  coop::cooperator::executor_type get_executor() const {
+    return coop_ ? coop_->get_executor() : pool_->member_executor(0);
+  }
+
+private:
+  std::optional<coop::cooperator> coop_;
+  std::optional<coop::cooperator_pool> pool_;
+};
+
 class harness {
 public:
   explicit harness(const sequence& seq, model::mutations m = {})
@@ -314,7 +348,7 @@ public:
       in_tick_ = false;   // the next unit starts a new (non-empty) tick
       return std::function<bool()>([this] { return ++units_in_tick_ >= budget_; });
     };
-    coop_.emplace(*ctx_, std::move(options));
+    coop_.emplace(*ctx_, seq.pool, std::move(options));
     strand_.emplace(coop_->get_executor());
   }
 
@@ -926,7 +960,7 @@ private:
   // Destruction order matters: the signals outlive every operation that may hold a slot.
   std::deque<real_wait> waits_;
   std::unique_ptr<coop_test::manual_context> ctx_;
-  std::optional<coop::cooperator> coop_;
+  std::optional<subject> coop_;
   std::optional<coop::cooperator::executor_type> strand_;
   std::vector<real_task> tasks_;
   std::vector<std::string> log_;
@@ -1003,6 +1037,11 @@ inline sequence shrink(sequence seq, model::mutations m = {}, int budget = 3000)
   if (seq.max_active != 0) {
     sequence candidate = seq;
     candidate.max_active = 0;
+    if (fails(candidate)) seq = candidate;
+  }
+  if (seq.pool) {
+    sequence candidate = seq;
+    candidate.pool = false;
     if (fails(candidate)) seq = candidate;
   }
   if (renamed) remove_ops();
