@@ -10,7 +10,8 @@
 
 namespace coop::detail {
 
-pool_members::pool_members(const asio::any_io_executor& ex, std::size_t size, cooperator_options options) {
+pool_members::pool_members(const asio::any_io_executor& ex, std::size_t size, cooperator_options options)
+    : executor_(ex) {
   if (size == 0) throw std::invalid_argument("coop: a cooperator_pool needs at least one member");
   auto numbers = std::make_shared<std::atomic<std::uint32_t>>(0);
   // max_active is the pool's as a whole: the members share one budget of places and one

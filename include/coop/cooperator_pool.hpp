@@ -61,17 +61,35 @@ public:
   /// The number of members.
   std::size_t size() const noexcept { return members_->size(); }
 
+  // Overloads rather than a default argument for the options: GCC 12 relocates a default
+  // argument's temporary bitwise when the call is made inside a coroutine, which breaks
+  // the std::string in task_options.
+
   /// Adds a task to the member with the fewest unfinished tasks; as cooperator::cooperate.
   template <class Work>
     requires(!detail::result_work<Work>)
-  cooperative_task cooperate(Work&& work, task_options options = {}) {
+  cooperative_task cooperate(Work&& work) {
+    return cooperate(std::forward<Work>(work), task_options{});
+  }
+
+  /// cooperate(work) with a name and shares; throws std::invalid_argument for shares
+  /// outside 1..10000 with nothing changed.
+  template <class Work>
+    requires(!detail::result_work<Work>)
+  cooperative_task cooperate(Work&& work, task_options options) {
     detail::cooperator_core::check_shares(options.shares);  // before `work` is moved from
     return members_->add([&](cooperator& c) { return c.cooperate(std::forward<Work>(work), std::move(options)); });
   }
 
   /// Adds a task with a result (steps_of<T>, returning(work)); as cooperator::cooperate.
   template <detail::result_work Work>
-  result_task<detail::work_result_t<Work>> cooperate(Work&& work, task_options options = {}) {
+  result_task<detail::work_result_t<Work>> cooperate(Work&& work) {
+    return cooperate(std::forward<Work>(work), task_options{});
+  }
+
+  /// cooperate(work) for work with a result, with a name and shares.
+  template <detail::result_work Work>
+  result_task<detail::work_result_t<Work>> cooperate(Work&& work, task_options options) {
     detail::cooperator_core::check_shares(options.shares);
     return members_->add([&](cooperator& c) { return c.cooperate(std::forward<Work>(work), std::move(options)); });
   }
@@ -141,6 +159,10 @@ public:
 private:
   struct initiate_coiterate {
     std::shared_ptr<detail::pool_members> members;
+    // Tokens that complete somewhere of their own (use_promise) default to the pool's
+    // executor, not to the system executor's threads. The member is not chosen yet.
+    using executor_type = asio::any_io_executor;
+    executor_type get_executor() const noexcept { return members->executor(); }
     template <class Handler, class Work>
     void operator()(Handler&& handler, Work&& work, task_options options) const {
       // The handler itself is the member's completion token: it keeps its associated

@@ -30,6 +30,8 @@ public:
   ~pool_members();
 
   std::size_t size() const noexcept { return members_.size(); }
+  /// The executor the members' strands are made on.
+  const asio::any_io_executor& executor() const noexcept { return executor_; }
   cooperator& member(std::size_t i) noexcept { return *members_[i].coop; }
   const cooperator& member(std::size_t i) const noexcept { return *members_[i].coop; }
 
@@ -59,6 +61,7 @@ private:
     // unfinished tasks, without the member's lock and without waiting for a tick.
     std::unique_ptr<std::atomic<std::uint64_t>> placed = std::make_unique<std::atomic<std::uint64_t>>(0);
   };
+  asio::any_io_executor executor_;
   std::vector<entry> members_;
 };
 
