@@ -87,6 +87,7 @@ void run_memory(const settings&, json::object& out);         // (d)
 void run_fairness(const settings&, json::object& out);       // (e)
 void run_threads(const settings&, json::object& out);        // (f)
 void run_shares(const settings&, json::object& out);         // (h)
+void run_pool(const settings&, json::object& out);           // (i)
 
 // ---- an executor that times every function it runs ----------------------------------------
 

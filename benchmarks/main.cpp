@@ -318,6 +318,12 @@ json::array check_targets(const json::object& doc) {
     add("trivial unit at 1,000 tasks: fairness::time / units", num(o, "trivial_time_ns") / num(o, "trivial_units_ns"), "<=",
         1.3, "x");
   }
+  if (const auto* p = doc.if_contains("pool")) {
+    const auto& o = p->as_object();
+    add("pool of 2 on 2 threads / 1 cooperator on 1 thread, units/s", num(o, "scaling"), ">=", 1.8, "x");
+    add("pause+resume on a pool's task / on a cooperator's", num(o, "pause_resume_pool_ns") / num(o, "pause_resume_single_ns"),
+        "<=", 1.5, "x");
+  }
   return out;
 }
 
@@ -371,6 +377,20 @@ void print_shares(const json::object& doc) {
               num(o, "set_shares_at_ms"), nb ? before / nb : 0.0, na ? after / na : 0.0);
 }
 
+void print_pool(const json::object& doc) {
+  const auto* p = doc.if_contains("pool");
+  if (!p) return;
+  const auto& o = p->as_object();
+  std::printf("\n(i) Cooperator pool: %lld tasks of %.1f us CPU-bound units, %lld ms windows, median of %lld runs\n",
+              static_cast<long long>(num(o, "tasks")), num(o, "unit_us"), static_cast<long long>(num(o, "window_ms")),
+              static_cast<long long>(num(o, "runs")));
+  std::printf("  one cooperator, context run by 1 thread      %10.0f units/s\n", num(o, "single_units_per_s"));
+  std::printf("  pool of 2 members, context run by 2 threads  %10.0f units/s  (%.2fx)\n", num(o, "pool2_units_per_s"),
+              num(o, "scaling"));
+  std::printf("  pause+resume pair, 1,000 idle tasks: cooperator %.1f ns, pool of 2 %.1f ns\n",
+              num(o, "pause_resume_single_ns"), num(o, "pause_resume_pool_ns"));
+}
+
 void print_all(json::object& doc, const settings& config) {
   doc["targets"] = check_targets(doc);
   print_throughput(doc, config);
@@ -379,6 +399,7 @@ void print_all(json::object& doc, const settings& config) {
   print_lifecycle(doc);
   print_rest(doc);
   print_shares(doc);
+  print_pool(doc);
   print_targets(doc["targets"].as_array(), config.quick);
 }
 
@@ -419,7 +440,7 @@ int main(int argc, char** argv) {
       ("quick", "short smoke run (a few seconds): small sizes, one repetition")
       ("json", po::value(&json_path), "write the results as JSON to this file")
       ("report", po::value(&report_path), "measure nothing: print the tables and targets of a saved JSON file")
-      ("only", po::value(&only), "comma-separated sections: throughput,control,lifecycle,latency,memory,fairness,shares,threads")
+      ("only", po::value(&only), "comma-separated sections: throughput,control,lifecycle,latency,memory,fairness,shares,threads,pool")
       ("repetitions", po::value(&config.repetitions), "runs per throughput/control figure; the median is kept (default 5)")
       ("verbose", "also print Google Benchmark's own console output");
   po::variables_map vm;
@@ -493,6 +514,7 @@ int main(int argc, char** argv) {
   if (wanted("fairness")) run_fairness(config, doc);
   if (wanted("shares")) run_shares(config, doc);
   if (wanted("threads")) run_threads(config, doc);
+  if (wanted("pool")) run_pool(config, doc);
   if (wanted("memory")) run_memory(config, doc);  // last: it leaves the heap large
 
   print_all(doc, config);
