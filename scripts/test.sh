@@ -33,9 +33,10 @@ cmake -S . -B "$out/asan" -DCMAKE_BUILD_TYPE=Debug -DCOOP_SANITIZE=address,undef
   -DCOOP_SHAKE_OUT=ON -DCOOP_BUILD_DEMO=ON >/dev/null
 # (test_fork only without ASan: see tests/CMakeLists.txt)
 mapfile -t suites < <(cd tests && ls test_*.cpp | sed 's/\.cpp$//' | grep -vx test_fork)
-# The checksum, shares and stats examples check their own results and are tests of the suite.
+# The checksum, shares, stats and pool examples check their own results and are tests of
+# the suite.
 cmake --build "$out/asan" -j"$jobs" --target "${suites[@]}" coop_header_check coop_example_checksum \
-  coop_example_shares coop_example_stats
+  coop_example_shares coop_example_stats coop_example_pool
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$out/asan" --output-on-failure -j"$jobs"
 
