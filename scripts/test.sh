@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs what is missing, then builds and runs the whole
-# suite normally, again under ASan+UBSan in the shake-out mode, the threaded tests under
-# TSan, one suite with Networking TS executors as Asio's default, fuzzes the
+# suite normally, soaks the demo server for 20 s, runs the suite again under ASan+UBSan in
+# the shake-out mode, the threaded tests under TSan, one suite with Networking TS executors as Asio's default, fuzzes the
 # operation sequences for a minute (libFuzzer, clang-14), and checks that
 # the library builds alone with BUILD_TESTING=OFF and that an outside project can consume
 # it by find_package(), add_subdirectory(), pkg-config and an unpacked .deb; builds the
@@ -15,8 +15,9 @@ jobs=${COOP_JOBS:-$(nproc)}
 # clang-14 and its runtime (libclang-rt-14-dev) for the libFuzzer step; GCC has no libFuzzer.
 # pkgconf: the pkg-config consumer of the packaging step; doxygen: the API reference;
 # prometheus: promtool, which checks the demo server's /metrics.
+# wrk and python3: the demo server's soak.
 scripts/setup.sh libboost-json1.81-dev libboost-program-options1.81-dev libssl-dev clang-14 libclang-rt-14-dev pkgconf doxygen \
-  prometheus
+  prometheus wrk python3
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -24,6 +25,9 @@ step "normal build and tests"
 cmake -S . -B "$out/normal" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOOP_BUILD_DEMO=ON >/dev/null
 cmake --build "$out/normal" -j"$jobs"
 ctest --test-dir "$out/normal" --output-on-failure -j"$jobs"
+
+step "soak: the demo server under wrk and a random job client, ${COOP_SOAK_SECONDS:-20} s"
+COOP_SOAK_BUILD="$out/normal" COOP_SOAK_SKIP_BUILD=1 examples/server/soak.sh "${COOP_SOAK_SECONDS:-20}"
 
 step "ASan+UBSan build and tests, in the shake-out mode (every tick ends after one unit)"
 # Every test, the demo server's and the examples that check themselves too; not the other

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       ("slice-us", po::value(&slice_us)->default_value(slice_us), "cooperator time slice per tick, microseconds")
       ("address", po::value(&address)->default_value(address), "address to bind")
       ("fairness", po::value(&fairness)->default_value(fairness), "what jobs' shares weigh: units (Twisted's round-robin) or time")
-      ("max-active", po::value(&max_active)->default_value(max_active), "jobs admitted at once per cooperator; later ones wait queued (0: no limit)")
+      ("max-active", po::value(&max_active)->default_value(max_active), "jobs admitted at once in the pool; later ones wait queued (0: no limit)")
       ("stall-ms", po::value(&stall_ms)->default_value(stall_ms), "report units that run longer than this, with a backtrace, to stderr and /metrics (0: off)");
   po::variables_map vm;
   try {

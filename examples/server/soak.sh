@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
+# The demo server under a mixed load for a while, on loopback: wrk on /ping and on /stream,
+# and soak_client.py, which starts, pauses, resumes and stops jobs at random, drops
+# /stream responses mid-body and probes /ping every 100 ms. Passes when the server
+# answered throughout (no failed probe, no wrk error or non-2xx answer), every job is
+# listed in a valid state, every finished job has the right digest, its RSS at the end is
+# within 10% of its RSS after the warm-up (half the run, at most 30 s: the registry of
+# finished jobs is full by then), and it shuts
+# down cleanly on SIGINT.
+#
+# Usage: soak.sh [SECONDS]   (default 60; CI runs 20)
+# Environment: COOP_SOAK_BUILD (build directory, default <repo>/build/demo-server),
+# COOP_SOAK_SKIP_BUILD=1 (use the server built there), COOP_SOAK_THREADS (default 2).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+seconds=${1:-60}
+build=${COOP_SOAK_BUILD:-$root/build/demo-server}
+threads=${COOP_SOAK_THREADS:-2}
+
+if [[ ${COOP_SOAK_SKIP_BUILD:-0} != 1 ]]; then
+  echo "== building coop_demo_server (Release) in $build"
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCOOP_BUILD_DEMO=ON -DCOOP_BUILD_EXAMPLES=ON \
+    -DCOOP_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$build" -j"$(nproc)" --target coop_demo_server >/dev/null
+fi
+server_bin=$(find "$build" -type f -name coop_demo_server -perm -u+x -print -quit)
+[[ -n $server_bin ]] || { echo "soak.sh: coop_demo_server not found under $build" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "soak.sh: wrk is not installed (Debian: wrk)" >&2; exit 1; }
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  [[ -n $server_pid ]] && kill -KILL "$server_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$server_bin" --port 0 --threads "$threads" --stall-ms 0 >"$work/server.log" 2>&1 &
+server_pid=$!
+port=
+for _ in $(seq 1 100); do
+  port=$(awk '/^port /{print $2; exit}' "$work/server.log")
+  [[ -n $port ]] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+[[ -n $port ]] || { echo "soak.sh: the server did not start" >&2; exit 1; }
+head -1 "$work/server.log"
+rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$server_pid/status"; }
+
+echo "== ${seconds} s: wrk on /ping and /stream, and the random job client"
+wrk -t1 -c4 -d"${seconds}s" --timeout 5s "http://127.0.0.1:$port/ping" >"$work/wrk-ping.txt" 2>&1 &
+wrk_ping=$!
+wrk -t1 -c2 -d"${seconds}s" --timeout 10s "http://127.0.0.1:$port/stream?size=262144" >"$work/wrk-stream.txt" 2>&1 &
+wrk_stream=$!
+python3 "$here/soak_client.py" "$port" "$seconds" >"$work/client.txt" 2>&1 &
+client=$!
+# RSS every 5 s, printed at the end (how it grew, if it did).
+( while kill -0 "$client" 2>/dev/null; do echo -n "$(rss_kib) " >>"$work/rss.txt"; sleep 5; done ) &
+warm=$(( seconds / 2 < 30 ? seconds / 2 : 30 ))
+sleep "$warm"
+rss_warm=$(rss_kib)
+status=0
+wait "$client" || status=1
+wait "$wrk_ping" || status=1
+wait "$wrk_stream" || status=1
+rss_end=$(rss_kib)
+
+cat "$work/client.txt"
+for name in ping stream; do
+  f="$work/wrk-$name.txt"
+  echo "wrk /$name: $(awk '/Requests\/sec/{print $2 " req/s"}' "$f"), $(awk '/Latency/{print "latency avg " $2 ", max " $4; exit}' "$f")"
+  if grep -q -e "Non-2xx" -e "Socket errors" "$f"; then
+    echo "FINDING: wrk /$name saw errors:"; grep -e "Non-2xx" -e "Socket errors" "$f"; status=1
+  fi
+done
+echo "server RSS: ${rss_warm} KiB after ${warm} s, ${rss_end} KiB at the end (every 5 s: $(cat "$work/rss.txt")KiB)"
+if (( rss_end * 100 > rss_warm * 110 || rss_end * 100 < rss_warm * 90 )); then
+  echo "FINDING: RSS moved more than 10% after the warm-up"; status=1
+fi
+
+kill -INT "$server_pid"
+for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$server_pid" 2>/dev/null; then
+  echo "FINDING: the server did not shut down within 10 s of SIGINT"; status=1
+else
+  wait "$server_pid" || { echo "FINDING: the server exited with status $?"; status=1; }
+fi
+server_pid=
+[[ $status == 0 ]] && echo "soak: passed" || { echo "soak: FAILED"; tail -20 "$work/server.log"; }
+exit "$status"
