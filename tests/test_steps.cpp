@@ -13,6 +13,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -725,6 +726,32 @@ BOOST_AUTO_TEST_CASE(a_cancelled_timer_fails_the_task_with_operation_aborted) {
   CHECK_OUTCOME(*canceller, "null");
   BOOST_TEST(destroyed == 1);
   BOOST_TEST(thrown_by([&] { t.pause(); }) == kind<coop::task_failed>());
+}
+
+// With asio::as_tuple(asio::deferred) the error is a value the coroutine handles: a
+// cancelled wait gives operation_aborted in the tuple and the task goes on to its end.
+BOOST_AUTO_TEST_CASE(an_error_taken_as_a_tuple_does_not_fail_the_task) {
+  asio::io_context io;
+  asio::steady_timer timer(io);
+  coop::cooperator c(io, one_unit_per_tick());
+  error_code seen;
+  int after = 0;
+  auto t = c.cooperate([&]() -> coop::steps {
+    auto [ec] = co_yield timer.async_wait(asio::as_tuple(asio::deferred));
+    seen = ec;
+    for (; after < 3; ++after) co_yield coop::next;
+  });  // the callable, not its coroutine: the cooperator keeps the closure alive
+  auto o = watch(t);
+  auto canceller = watch(c.cooperate([&] {
+    timer.cancel();
+    return coop::step::done;
+  }));
+  timer.expires_after(std::chrono::hours(1));
+  io.run_for(std::chrono::seconds(60));
+  BOOST_TEST(seen == error_code(asio::error::operation_aborted));
+  BOOST_TEST(after == 3);
+  CHECK_OUTCOME(*o, "null");
+  CHECK_OUTCOME(*canceller, "null");
 }
 
 BOOST_AUTO_TEST_CASE(an_error_code_fails_the_task_with_system_error) {

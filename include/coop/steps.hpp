@@ -122,6 +122,34 @@ private:
 
 /// The return type of a coroutine used as work. Starts suspended; move-only owner of the
 /// coroutine frame until cooperate() takes it.
+///
+/// `co_yield op;` with an operation made with asio::deferred ends the unit; the task
+/// leaves the run order (state `waiting`) until the operation completes, and the
+/// co_yield expression is the operation's result without its leading error_code or
+/// exception_ptr. A failure there fails the task; to handle it instead, take the error
+/// as a value with `asio::as_tuple(asio::deferred)`:
+///
+///   auto [ec, n] = co_yield asio::async_read(socket, buffer, asio::as_tuple(asio::deferred));
+///   if (ec) { ... }   // the task goes on
+///
+/// @par While an operation is pending
+/// - pause(): the operation is left to run; its result is kept and the coroutine resumes
+///   with it at its turn after the last resume() (until then the task is `paused`).
+/// - stop() (or the cooperator's stop()): the task finishes at once (task_stopped or
+///   scheduler_stopped: its when_done waits complete) and terminal cancellation is
+///   emitted to the operation, on the cooperator's strand; its completion, when it comes,
+///   resumes nothing.
+///
+/// @par Destruction
+/// The coroutine frame (and what it holds) is destroyed exactly once, soon after the task
+/// finishes, on a thread holding the cooperator's lock, never inside a unit: by the tick
+/// (on the strand) after the unit that finished the task, or when it applies a stop()
+/// another thread made during the tick; otherwise by the thread whose call finished it
+/// (task stop(), the cooperator's stop() or destructor). While an operation is pending,
+/// not before the operation lets go of its handler (it completes, or is destroyed, e.g.
+/// by the execution context's shutdown on the thread running it), so nothing the
+/// operation refers to in the frame dangles. Callable work is destroyed by the same rules
+/// (work with a result is moved into the completion instead, see coop::returning).
 class [[nodiscard]] steps : public detail::steps_frame_owner<steps, void> {
   /// @cond
   friend promise_type;
