@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-// Shares and fairness (API.md Part 2): with fairness::units a task's shares weight its
+// Shares and fairness (the README and the API reference): with fairness::units a task's shares weight its
 // units per turn (100: Twisted's one unit per turn); with fairness::time each runnable
 // task gets busy time in proportion to its shares, whatever its units cost; time paused
 // banks no credit; set_shares() takes effect from the next turn. Unit counts are checked

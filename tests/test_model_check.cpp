@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 // Model-based randomized testing: coop and the reference model (tests/model/coop_model.hpp,
-// written from API.md and TWISTED.md) run the same seeded random operation sequences —
+// written from the documented contract and Twisted's behaviour) run the same seeded random operation sequences —
 // cooperate/coiterate, pause, resume, stop a task (throwing and error_code forms),
 // stop/start the cooperator, k ticks of chosen lengths, units that return done, throw,
 // or call into the cooperator, when_done, cancel a wait — and every observable is compared

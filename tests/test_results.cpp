@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-// Results (API.md Part 2): steps_of<T>, returning(work), result_task<T>::when_done and
+// Results (the README and the API reference): steps_of<T>, returning(work), result_task<T>::when_done and
 // coiterate with `void(std::exception_ptr, T)` — per completion token, per way of
 // finishing, copies for waiters, moves for coiterate, and the work object's lifetime.
 #define BOOST_TEST_MODULE results

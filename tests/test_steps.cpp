@@ -810,8 +810,8 @@ BOOST_AUTO_TEST_CASE(an_exception_ptr_fails_the_task_with_that_exception) {
 }
 
 BOOST_AUTO_TEST_CASE(a_std_error_code_fails_the_task_with_that_code) {
-  // API.md: "non-zero error_code (Boost's or std's) ... its completion carries
-  // boost::system::system_error(ec)". Checked: the code survives; the exception type is
+  // The contract: a non-zero error_code, Boost's or std's, fails the task with
+  // boost::system::system_error(ec). Checked: the code survives; the exception type is
   // reported by name so a mismatch is visible.
   coop_test::manual_context ctx;
   manual_op<std::error_code> op(ctx.get_executor());

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-// Task options and what a handle reports (API.md Part 2): task_options' name and shares on
+// Task options and what a handle reports (the README and the API reference): task_options' name and shares on
 // every cooperate/coiterate overload (cooperator and default cooperator), the "task-N"
 // names, shares() and set_shares() with their validation, and state() through a task's
 // whole life.

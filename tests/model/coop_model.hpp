@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
-// The reference model of coop's task/cooperator state machine, written from API.md and
-// TWISTED.md (not from coop's source). It is deliberately naive: a vector of runnable task
-// ids with an index cursor (Twisted's list + list iterator), O(n) everything, strings for
+// The reference model of coop's task/cooperator state machine, written from the
+// documented contract and Twisted's behaviour (not from coop's source). It is deliberately
+// naive: a vector of runnable task ids with an index cursor (Twisted's list + list iterator), O(n) everything, strings for
 // every observable. tests/model/model_harness.hpp drives coop and this model with the same
 // operation sequences and compares what they do.
 #pragma once
@@ -186,7 +186,7 @@ public:
     tasks_[id].target = target;
   }
 
-  // Shares weigh units (API.md, "Fairness and shares"): each turn earns a task its shares,
+  // Shares weigh units (the README, "Shares, fairness by time"): each turn earns a task its shares,
   // each unit costs 100, so at 100 a turn is one unit (Twisted) and at 250 two or three.
   std::string set_shares(int id, unsigned shares) {
     task& t = tasks_[id];

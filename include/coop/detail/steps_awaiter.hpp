@@ -53,7 +53,7 @@ inline std::exception_ptr failure_of(const boost::system::error_code& ec) {
   return ec ? std::make_exception_ptr(boost::system::system_error(ec)) : nullptr;
 }
 inline std::exception_ptr failure_of(const std::error_code& ec) {
-  // API.md: a failed operation fails the task with boost::system::system_error.
+  // The contract: a failed operation fails the task with boost::system::system_error.
   return ec ? std::make_exception_ptr(boost::system::system_error(boost::system::error_code(ec))) : nullptr;
 }
 inline std::exception_ptr failure_of(const std::exception_ptr& e) { return e; }
