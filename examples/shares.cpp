@@ -57,7 +57,7 @@ bool fair_by_time() {
 
 bool limited_concurrency() {
   asio::io_context io;
-  coop::cooperator cooperator(io, {.max_active = 2});
+  coop::cooperator cooperator(io, {.max_active = 2});  // the third task added waits, queued
   std::vector<coop::cooperative_task> jobs;
   std::string order;
   for (char name = 'a'; name < 'g'; ++name)
