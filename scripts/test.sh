@@ -37,6 +37,8 @@ cmake -S . -B "$out/asan" -DCMAKE_BUILD_TYPE=Debug -DCOOP_SANITIZE=address,undef
   -DCOOP_SHAKE_OUT=ON -DCOOP_BUILD_DEMO=ON >/dev/null
 # (test_fork only without ASan: see tests/CMakeLists.txt)
 mapfile -t suites < <(cd tests && ls test_*.cpp | sed 's/\.cpp$//' | grep -vx test_fork)
+# ... and the suites built a second time on a cooperator pool (tests/CMakeLists.txt).
+suites+=(test_task_control_on_pool test_when_done_on_pool test_steps_on_pool)
 # The checksum, shares, stats and pool examples check their own results and are tests of
 # the suite.
 cmake --build "$out/asan" -j"$jobs" --target "${suites[@]}" coop_header_check coop_example_checksum \

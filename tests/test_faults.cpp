@@ -320,6 +320,33 @@ struct injection_stats {
   long crashed = 0;     // ... that killed the process (std::terminate, heap corruption)
 };
 
+// A task of two counted units added by `add(work)` while the failure is armed: the caller
+// gets std::bad_alloc and nothing ran, or the task ran both units once the executor ran
+// dry. Returns whether the armed failure fired and whether the caller saw it.
+struct add_outcome {
+  bool fired = false;
+  bool threw = false;
+  int units = 0;
+};
+template <class Add, class Context>
+add_outcome add_two_units_while_armed(long n, Context& ctx, findings& found, injection_stats& stats, Add&& add) {
+  add_outcome o;
+  alloc::arm(n);
+  try {
+    call([&] { return add(counted_work{&o.units, 2}); });
+  } catch (const std::bad_alloc&) {
+    o.threw = true;
+  }
+  o.fired = alloc::disarm();
+  if (o.threw) ++stats.surfaced;
+  drain(ctx, found);
+  if (o.threw && o.units != 0) found("cooperate() threw, yet its work ran");
+  if (!o.threw && o.units != 2)
+    found("cooperate() returned normally, yet its task ran " + std::to_string(o.units) +
+          "/2 units: nothing was scheduled and the caller was not told");
+  return o;
+}
+
 long total_points = 0;   // over the whole run, for the summary line
 
 // One injection point, in a child process, so that a crash (std::terminate from an
@@ -656,25 +683,12 @@ BOOST_AUTO_TEST_CASE(cooperate) {
         other->when_done(counted_handler{&other_wait});
         ctx.poll_one();   // mid-round
       }
-      int units = 0;
-      alloc::arm(n);
-      bool threw = false;
-      try {
-        call([&] { return c.cooperate(counted_work{&units, 2}); });
-      } catch (const std::bad_alloc&) {
-        threw = true;
-      }
-      bool fired = alloc::disarm();
-      if (threw) ++stats.surfaced;
-      drain(ctx, found);
-      if (threw && units != 0) found("cooperate() threw, yet its work ran");
-      if (!threw && units != 2)
-        found("cooperate() returned normally, yet its task ran " + std::to_string(units) +
-              "/2 units: nothing was scheduled and the caller was not told");
+      const add_outcome o =
+          add_two_units_while_armed(n, ctx, found, stats, [&](counted_work w) { return c.cooperate(std::move(w)); });
       if (busy && (other_units != 3 || other_wait.calls != 1 || other_wait.result != "null"))
         found("the task already there was disturbed");
       check_usable(c, ctx, found);
-      return fired;
+      return o.fired;
     }, stuck_strand_cause);
     BOOST_TEST(stats.points > 0);
   }
@@ -699,22 +713,11 @@ BOOST_AUTO_TEST_CASE(cooperate_with_options) {
         other->when_done(counted_handler{&other_wait});
         ctx.poll_one();
       }
-      int units = 0;
       coop::task_options options{.name = "a name long enough to be allocated, not stored inline", .shares = 50};
-      alloc::arm(n);
-      bool threw = false;
-      try {
-        call([&] { return c.cooperate(counted_work{&units, 2}, std::move(options)); });
-      } catch (const std::bad_alloc&) {
-        threw = true;
-      }
-      bool fired = alloc::disarm();
-      if (threw) ++stats.surfaced;
-      drain(ctx, found);
-      if (threw && units != 0) found("cooperate() threw, yet its work ran");
-      if (!threw && units != 2)
-        found("cooperate() returned normally, yet its task ran " + std::to_string(units) +
-              "/2 units: nothing was scheduled and the caller was not told");
+      const add_outcome o = add_two_units_while_armed(
+          n, ctx, found, stats, [&](counted_work w) { return c.cooperate(std::move(w), std::move(options)); });
+      const int units = o.units;
+      const bool threw = o.threw;
       if (busy && (other_units != 3 || other_wait.calls != 1 || other_wait.result != "null"))
         found("the task already there was disturbed");
       // The stats count what ran, whatever failed on the way.
@@ -726,7 +729,7 @@ BOOST_AUTO_TEST_CASE(cooperate_with_options) {
         found("the cooperator's stats count " + std::to_string(cs.finished) + " finished tasks");
       if (cs.runnable + cs.paused + cs.waiting + cs.queued != 0) found("the stats count unfinished tasks");
       check_usable(c, ctx, found);
-      return fired;
+      return o.fired;
     }, stuck_strand_cause);
     BOOST_TEST(stats.points > 0);
   }
@@ -747,21 +750,9 @@ BOOST_AUTO_TEST_CASE(cooperate_on_a_pool_with_max_active) {
     coop::cooperative_task other = pool.cooperate(counted_work{&other_units, 3});
     other.when_done(counted_handler{&other_wait});
     ctx.poll_one();
-    int units = 0;
-    alloc::arm(n);
-    bool threw = false;
-    try {
-      call([&] { return pool.cooperate(counted_work{&units, 2}); });
-    } catch (const std::bad_alloc&) {
-      threw = true;
-    }
-    bool fired = alloc::disarm();
-    if (threw) ++stats.surfaced;
-    drain(ctx, found);
-    if (threw && units != 0) found("cooperate() threw, yet its work ran");
-    if (!threw && units != 2)
-      found("cooperate() returned normally, yet its task ran " + std::to_string(units) +
-            "/2 units: the place never passed to it");
+    const add_outcome o =
+        add_two_units_while_armed(n, ctx, found, stats, [&](counted_work w) { return pool.cooperate(std::move(w)); });
+    const bool threw = o.threw;
     if (other_units != 3 || other_wait.calls != 1 || other_wait.result != "null")
       found("the task already there was disturbed");
     const coop::cooperator_stats cs = pool.stats();
@@ -770,7 +761,7 @@ BOOST_AUTO_TEST_CASE(cooperate_on_a_pool_with_max_active) {
     if (cs.runnable + cs.paused + cs.waiting + cs.queued != 0) found("the stats count unfinished tasks");
     // The place is free again: the next task is admitted at once, and runs.
     check_usable_scheduler(pool, ctx, found);
-    return fired;
+    return o.fired;
   }, stuck_strand_cause);
   BOOST_TEST(stats.points > 0);
 }

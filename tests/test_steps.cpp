@@ -10,6 +10,7 @@
 
 #include "support/exception_kind.hpp"
 #include "support/manual_executor.hpp"
+#include "support/scheduler_under_test.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
@@ -42,6 +43,8 @@
 #include <vector>
 
 namespace asio = boost::asio;
+// A cooperator, or a pool of one member built as one (the suite's _on_pool build).
+using test_cooperator = coop_test::scheduler_under_test;
 using boost::system::error_code;
 using log_t = std::vector<std::string>;
 
@@ -306,7 +309,7 @@ BOOST_AUTO_TEST_SUITE(units)
 BOOST_AUTO_TEST_CASE(next_ends_one_unit_round_robin_with_a_callable_task) {
   coop_test::manual_context ctx;
   log_t log;
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick(&log));
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick(&log));
   int destroyed = 0;
   auto a = watch(c.cooperate(three_units(log, "a", &destroyed)));
   auto b = watch(c.cooperate(counter(log, "b", 3)));
@@ -323,7 +326,7 @@ BOOST_AUTO_TEST_CASE(next_ends_one_unit_round_robin_with_a_callable_task) {
 BOOST_AUTO_TEST_CASE(next_round_robin_on_an_io_context) {
   asio::io_context io;
   log_t log;
-  coop::cooperator c(io, one_unit_per_tick());
+  test_cooperator c(io, one_unit_per_tick());
   auto b = watch(c.cooperate(counter(log, "b", 4)));
   auto a = watch(c.cooperate(three_units(log, "a")));
   io.run();  // returns: with nothing runnable the cooperator holds no work
@@ -335,7 +338,7 @@ BOOST_AUTO_TEST_CASE(next_round_robin_on_an_io_context) {
 BOOST_AUTO_TEST_CASE(the_coroutine_starts_suspended) {
   coop_test::manual_context ctx;
   log_t log;
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   int destroyed = 0;
   coop::steps s = three_units(log, "a", &destroyed);
   BOOST_TEST(s.valid());
@@ -366,7 +369,7 @@ BOOST_AUTO_TEST_CASE(a_not_started_cooperator_runs_nothing_until_start) {
   log_t log;
   auto options = one_unit_per_tick();
   options.started = false;
-  coop::cooperator c(ctx.get_executor(), options);
+  test_cooperator c(ctx.get_executor(), options);
   auto t = watch(c.cooperate(three_units(log, "a")));
   ctx.poll();
   BOOST_TEST(log.empty());
@@ -379,7 +382,7 @@ BOOST_AUTO_TEST_CASE(a_not_started_cooperator_runs_nothing_until_start) {
 BOOST_AUTO_TEST_CASE(co_return_completes_the_task) {
   coop_test::manual_context ctx;
   log_t log;
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   int destroyed = 0;
   auto body = [](log_t& log, int& destroyed) -> coop::steps {
     frame_probe probe{&destroyed};
@@ -402,7 +405,7 @@ BOOST_AUTO_TEST_CASE(co_return_completes_the_task) {
 BOOST_AUTO_TEST_CASE(an_escaping_exception_fails_the_task) {
   coop_test::manual_context ctx;
   log_t log;
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   int destroyed = 0;
   auto body = [](log_t& log, int& destroyed) -> coop::steps {
     frame_probe probe{&destroyed};
@@ -425,7 +428,7 @@ BOOST_AUTO_TEST_CASE(an_escaping_exception_fails_the_task) {
 
 BOOST_AUTO_TEST_CASE(an_exception_in_the_first_unit_fails_the_task) {
   coop_test::manual_context ctx;
-  coop::cooperator c(ctx.get_executor());
+  test_cooperator c(ctx.get_executor());
   auto body = []() -> coop::steps {
     throw unit_error(1);
     co_yield coop::next;
@@ -445,7 +448,7 @@ BOOST_AUTO_TEST_SUITE(awaited_values)
 
 BOOST_AUTO_TEST_CASE(values_of_several_signatures) {
   coop_test::manual_context ctx;
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   manual_op<error_code, std::size_t> op(ctx.get_executor());
   log_t log;
   auto body = [](any_ex ex, manual_op<error_code, std::size_t>& op, log_t& log) -> coop::steps {
@@ -489,7 +492,7 @@ BOOST_AUTO_TEST_CASE(values_of_several_signatures) {
 BOOST_AUTO_TEST_CASE(an_expired_timer_gives_nothing) {
   asio::io_context io;
   asio::steady_timer timer(io);
-  coop::cooperator c(io);
+  test_cooperator c(io);
   log_t log;
   auto body = [](asio::steady_timer& timer, log_t& log) -> coop::steps {
     timer.expires_at(asio::steady_timer::clock_type::time_point::min());
@@ -514,7 +517,7 @@ BOOST_AUTO_TEST_CASE(a_wait_takes_the_task_out_of_the_run_order_until_completion
   log_t log;
   int destroyed = 0;
   manual_op<error_code, std::size_t> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto a = watch(c.cooperate(waits_once(log, op, destroyed)));
   auto b = watch(c.cooperate(counter(log, "b", 4)));
   ctx.poll();
@@ -548,7 +551,7 @@ BOOST_AUTO_TEST_CASE(completion_inside_the_initiation_resumes_at_the_next_turn_w
   manual_op<error_code, std::size_t> op(ctx.get_executor());
   op.log = &log;
   op.complete_inline_with(error_code{}, 8);
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto b = watch(c.cooperate(counter(log, "b", 3)));
   auto a = watch(c.cooperate(waits_once(log, op, destroyed)));
   auto cc = watch(c.cooperate(counter(log, "c", 3)));
@@ -565,7 +568,7 @@ BOOST_AUTO_TEST_CASE(completion_inside_the_initiation_resumes_at_the_next_turn_w
 
 BOOST_AUTO_TEST_CASE(many_completions_inside_the_initiation_do_not_grow_the_stack) {
   coop_test::manual_context ctx;
-  coop::cooperator c(ctx.get_executor());
+  test_cooperator c(ctx.get_executor());
   constexpr int rounds = 100000;
   int sum = 0;
   int nested = 0;
@@ -586,7 +589,7 @@ BOOST_AUTO_TEST_CASE(many_completions_inside_the_initiation_do_not_grow_the_stac
 
 BOOST_AUTO_TEST_CASE(the_completion_handler_runs_on_the_cooperators_strand) {
   coop_test::manual_context ctx;
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   manual_op<error_code, std::size_t> op(ctx.get_executor());
   log_t log;
   int destroyed = 0;
@@ -602,9 +605,9 @@ BOOST_AUTO_TEST_CASE(the_completion_handler_runs_on_the_cooperators_strand) {
 BOOST_AUTO_TEST_CASE(on_the_strand_right_after_co_yield_returns_io_context) {
   asio::io_context io;
   asio::steady_timer timer(io);
-  coop::cooperator c(io);
+  test_cooperator c(io);
   std::vector<bool> on_strand;
-  auto body = [](coop::cooperator& c, asio::steady_timer& timer, std::vector<bool>& on_strand) -> coop::steps {
+  auto body = [](test_cooperator& c, asio::steady_timer& timer, std::vector<bool>& on_strand) -> coop::steps {
     timer.expires_after(std::chrono::milliseconds(1));
     co_yield timer.async_wait(asio::deferred);
     on_strand.push_back(c.get_executor().running_in_this_thread());
@@ -623,7 +626,7 @@ BOOST_AUTO_TEST_CASE(a_job_paced_by_a_timer) {
   static constexpr int waits = 5;
   asio::io_context io;
   asio::steady_timer timer(io);
-  coop::cooperator c(io);
+  test_cooperator c(io);
   std::vector<clock::time_point> stamps;
   std::vector<int> others_at;  // units of the other task done at each stamp
   int others = 0;
@@ -672,7 +675,7 @@ BOOST_AUTO_TEST_CASE(a_lambda_coroutine_keeps_its_captures_alive) {
   log_t log;
   coop_test::manual_context ctx;
   manual_op<error_code, std::size_t> op(ctx.get_executor());
-  std::optional<coop::cooperator> c(std::in_place, ctx.get_executor(), one_unit_per_tick());
+  std::optional<test_cooperator> c(std::in_place, ctx.get_executor(), one_unit_per_tick());
   std::shared_ptr<outcome> o;
   {
     auto t = c->cooperate([probe = live_counter(&live, std::string(64, 'x')), &log, &op]() -> coop::steps {
@@ -707,7 +710,7 @@ BOOST_AUTO_TEST_SUITE(failures)
 BOOST_AUTO_TEST_CASE(a_cancelled_timer_fails_the_task_with_operation_aborted) {
   asio::io_context io;
   asio::steady_timer timer(io);
-  coop::cooperator c(io, one_unit_per_tick());
+  test_cooperator c(io, one_unit_per_tick());
   log_t log;
   int destroyed = 0;
   auto t = c.cooperate(waits_on_timer(timer, std::chrono::hours(1), log, destroyed));
@@ -733,7 +736,7 @@ BOOST_AUTO_TEST_CASE(a_cancelled_timer_fails_the_task_with_operation_aborted) {
 BOOST_AUTO_TEST_CASE(an_error_taken_as_a_tuple_does_not_fail_the_task) {
   asio::io_context io;
   asio::steady_timer timer(io);
-  coop::cooperator c(io, one_unit_per_tick());
+  test_cooperator c(io, one_unit_per_tick());
   error_code seen;
   int after = 0;
   auto t = c.cooperate([&]() -> coop::steps {
@@ -759,7 +762,7 @@ BOOST_AUTO_TEST_CASE(an_error_code_fails_the_task_with_system_error) {
   log_t log;
   int destroyed = 0;
   manual_op<error_code, std::size_t> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto t = c.cooperate(waits_once(log, op, destroyed));
   auto o = watch(t);
   ctx.poll();
@@ -778,7 +781,7 @@ BOOST_AUTO_TEST_CASE(an_error_code_inside_the_initiation_fails_the_task) {
   int destroyed = 0;
   manual_op<error_code, std::size_t> op(ctx.get_executor());
   op.complete_inline_with(asio::error::broken_pipe, 0);
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto o = watch(c.cooperate(waits_once(log, op, destroyed)));
   ctx.poll();
   BOOST_TEST(log == (log_t{"a1"}), boost::test_tools::per_element());
@@ -791,7 +794,7 @@ BOOST_AUTO_TEST_CASE(an_exception_ptr_fails_the_task_with_that_exception) {
   coop_test::manual_context ctx;
   log_t log;
   manual_op<std::exception_ptr, int> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto body = [](manual_op<std::exception_ptr, int>& op, log_t& log) -> coop::steps {
     int v = co_yield op.async_wait(asio::deferred);
     log.push_back("got " + std::to_string(v));
@@ -815,7 +818,7 @@ BOOST_AUTO_TEST_CASE(a_std_error_code_fails_the_task_with_that_code) {
   // reported by name so a mismatch is visible.
   coop_test::manual_context ctx;
   manual_op<std::error_code> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor());
+  test_cooperator c(ctx.get_executor());
   auto body = [](manual_op<std::error_code>& op) -> coop::steps { co_yield op.async_wait(asio::deferred); };
   auto o = watch(c.cooperate(body(op)));
   ctx.poll();
@@ -845,7 +848,7 @@ BOOST_AUTO_TEST_SUITE(stop_during_a_wait)
 BOOST_AUTO_TEST_CASE(task_stop_cancels_a_pending_timer_wait) {
   asio::io_context io;
   asio::steady_timer timer(io);
-  coop::cooperator c(io);
+  test_cooperator c(io);
   log_t log;
   int destroyed = 0;
   auto t = c.cooperate(waits_on_timer(timer, std::chrono::hours(1), log, destroyed));
@@ -867,7 +870,7 @@ BOOST_AUTO_TEST_CASE(task_stop_cancels_a_pending_timer_wait) {
 BOOST_AUTO_TEST_CASE(cooperator_stop_cancels_a_pending_timer_wait) {
   asio::io_context io;
   asio::steady_timer timer(io);
-  coop::cooperator c(io);
+  test_cooperator c(io);
   log_t log;
   int destroyed = 0;
   auto t = c.cooperate(waits_on_timer(timer, std::chrono::hours(1), log, destroyed));
@@ -888,7 +891,7 @@ BOOST_AUTO_TEST_CASE(cooperator_stop_cancels_a_pending_timer_wait) {
 BOOST_AUTO_TEST_CASE(cooperator_destruction_cancels_a_pending_timer_wait) {
   asio::io_context io;
   asio::steady_timer timer(io);
-  std::optional<coop::cooperator> c(std::in_place, io);
+  std::optional<test_cooperator> c(std::in_place, io);
   log_t log;
   int destroyed = 0;
   auto t = c->cooperate(waits_on_timer(timer, std::chrono::hours(1), log, destroyed));
@@ -913,7 +916,7 @@ void stop_then_late_success(bool stop_cooperator) {
   log_t log;
   int destroyed = 0;
   manual_op<error_code, std::size_t> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto t = c.cooperate(waits_once(log, op, destroyed));
   auto o = watch(t);
   ctx.poll();
@@ -946,7 +949,7 @@ BOOST_AUTO_TEST_CASE(a_late_failure_after_stop_leaves_the_task_stopped) {
   log_t log;
   int destroyed = 0;
   manual_op<error_code, std::size_t> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto t = c.cooperate(waits_once(log, op, destroyed));
   auto o = watch(t);
   ctx.poll();
@@ -963,7 +966,7 @@ BOOST_AUTO_TEST_CASE(stop_with_the_completion_already_queued_runs_nothing) {
   log_t log;
   int destroyed = 0;
   manual_op<error_code, std::size_t> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto t = c.cooperate(waits_once(log, op, destroyed));
   auto o = watch(t);
   ctx.poll();
@@ -980,7 +983,7 @@ BOOST_AUTO_TEST_CASE(stop_then_the_operation_drops_its_handler) {
   log_t log;
   int destroyed = 0;
   manual_op<error_code, std::size_t> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto t = c.cooperate(waits_once(log, op, destroyed));
   auto o = watch(t);
   ctx.poll();
@@ -1000,7 +1003,7 @@ BOOST_AUTO_TEST_CASE(the_operation_drops_its_handler_while_the_task_waits) {
   log_t log;
   int destroyed = 0;
   manual_op<error_code, std::size_t> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto t = c.cooperate(waits_once(log, op, destroyed));
   auto o = watch(t);
   ctx.poll();
@@ -1020,7 +1023,7 @@ BOOST_AUTO_TEST_CASE(an_initiation_that_drops_its_handler_fails_the_task) {
   log_t log;
   int destroyed = 0;
   int other_units = 0;
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto body = [](log_t& log, int& destroyed) -> coop::steps {
     frame_probe probe{&destroyed};
     log.push_back("before");
@@ -1047,7 +1050,7 @@ BOOST_AUTO_TEST_CASE(a_handler_of_an_earlier_wait_does_not_end_the_current_one) 
   int destroyed = 0;
   std::shared_ptr<void> kept;  // the stale handler
   manual_op<error_code, std::size_t> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   auto body = [](log_t& log, int& destroyed, std::shared_ptr<void>& kept,
                  manual_op<error_code, std::size_t>& op) -> coop::steps {
     frame_probe probe{&destroyed};
@@ -1083,7 +1086,7 @@ BOOST_AUTO_TEST_CASE(a_unit_that_stops_its_own_task_then_yields_an_operation) {
   log_t log;
   int destroyed = 0;
   manual_op<error_code, std::size_t> op(ctx.get_executor());
-  coop::cooperator c(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator c(ctx.get_executor(), one_unit_per_tick());
   coop::cooperative_task self;
   auto body = [](coop::cooperative_task& self, manual_op<error_code, std::size_t>& op, log_t& log,
                  int& destroyed) -> coop::steps {
@@ -1114,7 +1117,7 @@ struct pause_fixture {
   log_t log;
   int destroyed = 0;
   manual_op<error_code, std::size_t> op{ctx.get_executor()};
-  coop::cooperator c{ctx.get_executor(), one_unit_per_tick()};
+  test_cooperator c{ctx.get_executor(), one_unit_per_tick()};
   coop::cooperative_task t = c.cooperate(waits_once(log, op, destroyed));
   std::shared_ptr<outcome> o = watch(t);
   pause_fixture() {

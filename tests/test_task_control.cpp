@@ -11,6 +11,7 @@
 
 #include "support/manual_executor.hpp"
 #include "support/unit_log.hpp"
+#include "support/scheduler_under_test.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/core/demangle.hpp>
@@ -34,6 +35,8 @@
 #include <vector>
 
 namespace asio = boost::asio;
+// A cooperator, or a pool of one member built as one (the suite's _on_pool build).
+using test_cooperator = coop_test::scheduler_under_test;
 using namespace std::chrono_literals;
 using coop_test::manual_context;
 using coop_test::expect;
@@ -133,7 +136,7 @@ const char* name_of(finish_kind k) {
 
 struct finished_task {
   manual_context ctx;
-  std::optional<coop::cooperator> c;
+  std::optional<test_cooperator> c;
   std::optional<coop::cooperative_task> task;
   std::shared_ptr<completion> done;
 };
@@ -178,7 +181,7 @@ BOOST_AUTO_TEST_SUITE(pause_and_resume)
 
 BOOST_AUTO_TEST_CASE(pause_stops_units_and_resume_restarts_them) {
   manual_context ctx;
-  coop::cooperator c(ctx, {.termination = after_units(1)});
+  test_cooperator c(ctx, {.termination = after_units(1)});
   log_type log;
   auto a = c.cooperate(recorder(log, "A", 4));
   auto b = c.cooperate(recorder(log, "B", 6));
@@ -199,7 +202,7 @@ BOOST_AUTO_TEST_CASE(pause_stops_units_and_resume_restarts_them) {
 
 BOOST_AUTO_TEST_CASE(a_task_paused_before_its_first_turn_never_runs_until_resumed) {
   manual_context ctx;
-  coop::cooperator c(ctx);
+  test_cooperator c(ctx);
   log_type log;
   auto a = c.cooperate(recorder(log, "A", 2));
   a.pause();
@@ -213,7 +216,7 @@ BOOST_AUTO_TEST_CASE(a_task_paused_before_its_first_turn_never_runs_until_resume
 
 BOOST_AUTO_TEST_CASE(pause_is_counted) {
   manual_context ctx;
-  coop::cooperator c(ctx);
+  test_cooperator c(ctx);
   log_type log;
   auto a = c.cooperate(recorder(log, "A", 2));
   a.pause();
@@ -229,7 +232,7 @@ BOOST_AUTO_TEST_CASE(pause_is_counted) {
 
 BOOST_AUTO_TEST_CASE(resume_when_not_paused_throws_not_paused) {
   manual_context ctx;
-  coop::cooperator c(ctx, {.termination = after_units(1)});
+  test_cooperator c(ctx, {.termination = after_units(1)});
   log_type log;
   auto a = c.cooperate(recorder(log, "A", 3));
   check_throws_exactly<coop::not_paused>([&] { a.resume(); });   // live, never paused
@@ -253,7 +256,7 @@ BOOST_AUTO_TEST_CASE(after_pause_returns_no_new_unit_of_that_task_starts) {
   {
     // B's unit pauses C, whose turn comes next in the same tick.
     manual_context ctx;
-    coop::cooperator c(ctx, {.termination = never_ends()});
+    test_cooperator c(ctx, {.termination = never_ends()});
     log_type log;
     std::optional<coop::cooperative_task> task_c;
     c.cooperate(recorder(log, "A", 3));
@@ -274,7 +277,7 @@ BOOST_AUTO_TEST_CASE(after_pause_returns_no_new_unit_of_that_task_starts) {
     // A task that pauses itself runs no further unit, even as the only runnable task in a
     // tick that never ends on its own.
     manual_context ctx;
-    coop::cooperator c(ctx, {.termination = never_ends()});
+    test_cooperator c(ctx, {.termination = never_ends()});
     log_type log;
     std::optional<coop::cooperative_task> self;
     self = c.cooperate([&, n = 0]() mutable {
@@ -300,7 +303,7 @@ BOOST_AUTO_TEST_SUITE(stopping)
 
 BOOST_AUTO_TEST_CASE(stop_finishes_with_task_stopped) {
   manual_context ctx;
-  coop::cooperator c(ctx, {.termination = after_units(1)});
+  test_cooperator c(ctx, {.termination = after_units(1)});
   log_type log;
   auto a = c.cooperate(recorder(log, "A", forever));
   auto b = c.cooperate(recorder(log, "B", 3));
@@ -366,7 +369,7 @@ BOOST_AUTO_TEST_CASE(pause_and_stop_on_a_finished_task_throw_how_it_finished) {
 
 BOOST_AUTO_TEST_CASE(stop_while_paused_then_resume_is_a_no_op) {
   manual_context ctx;
-  coop::cooperator c(ctx, {.termination = after_units(1)});
+  test_cooperator c(ctx, {.termination = after_units(1)});
   log_type log;
   auto a = c.cooperate(recorder(log, "A", forever));
   auto a_done = watch(a);
@@ -390,7 +393,7 @@ BOOST_AUTO_TEST_CASE(stop_while_paused_then_resume_is_a_no_op) {
 
 BOOST_AUTO_TEST_CASE(stop_from_inside_the_tasks_own_unit) {
   manual_context ctx;
-  coop::cooperator c(ctx, {.termination = never_ends()});
+  test_cooperator c(ctx, {.termination = never_ends()});
   log_type log;
   std::optional<coop::cooperative_task> self;
   bool stop_threw = false;
@@ -418,7 +421,7 @@ BOOST_AUTO_TEST_CASE(stop_from_inside_the_tasks_own_unit) {
 
 BOOST_AUTO_TEST_CASE(stop_from_inside_another_tasks_unit) {
   manual_context ctx;
-  coop::cooperator c(ctx, {.termination = never_ends()});
+  test_cooperator c(ctx, {.termination = never_ends()});
   log_type log;
   std::optional<coop::cooperative_task> b;
   c.cooperate([&, n = 0]() mutable {
@@ -438,7 +441,7 @@ BOOST_AUTO_TEST_CASE(the_first_way_of_finishing_wins) {
   {
     // Stops itself, then returns done: stopped, not done.
     manual_context ctx;
-    coop::cooperator c(ctx);
+    test_cooperator c(ctx);
     std::optional<coop::cooperative_task> self;
     int units = 0;
     self = c.cooperate([&] {
@@ -457,7 +460,7 @@ BOOST_AUTO_TEST_CASE(the_first_way_of_finishing_wins) {
   {
     // Stops itself, then throws: stopped, and the exception goes nowhere.
     asio::io_context ioc;
-    coop::cooperator c(ioc);
+    test_cooperator c(ioc);
     std::optional<coop::cooperative_task> self;
     self = c.cooperate([&]() -> coop::step {
       self->stop();
@@ -479,7 +482,7 @@ BOOST_AUTO_TEST_SUITE(failing_units)
 
 BOOST_AUTO_TEST_CASE(a_throwing_unit_fails_only_its_task) {
   asio::io_context ioc;
-  coop::cooperator c(ioc, {.termination = after_units(1)});
+  test_cooperator c(ioc, {.termination = after_units(1)});
   log_type log;
   const void* thrown_at = nullptr;
   auto a = c.cooperate([&, n = 0]() mutable -> coop::step {
@@ -527,7 +530,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_unit_fails_only_its_task) {
 
 BOOST_AUTO_TEST_CASE(a_unit_throwing_a_non_std_exception) {
   asio::io_context ioc;
-  coop::cooperator c(ioc);
+  test_cooperator c(ioc);
   int other = 0;
   auto a = c.cooperate([]() -> coop::step { throw 7; });
   auto b = c.cooperate([&] { return ++other == 5 ? coop::step::done : coop::step::more; });
@@ -549,7 +552,7 @@ BOOST_AUTO_TEST_CASE(a_unit_throwing_a_non_std_exception) {
 
 BOOST_AUTO_TEST_CASE(a_throwing_unit_does_not_escape_a_manual_poll) {
   manual_context ctx;
-  coop::cooperator c(ctx, {.termination = never_ends()});
+  test_cooperator c(ctx, {.termination = never_ends()});
   log_type log;
   auto a = c.cooperate([&]() -> coop::step {
     log.push_back("A1");
@@ -577,7 +580,7 @@ BOOST_AUTO_TEST_CASE(are_noexcept) {
 
 BOOST_AUTO_TEST_CASE(clear_ec_on_success_and_set_it_on_failure) {
   manual_context ctx;
-  coop::cooperator c(ctx, {.termination = after_units(1)});
+  test_cooperator c(ctx, {.termination = after_units(1)});
   log_type log;
   auto a = c.cooperate(recorder(log, "A", forever));
   const boost::system::error_code stale = coop::make_error_code(coop::error::task_failed);
@@ -650,7 +653,7 @@ BOOST_AUTO_TEST_CASE(report_how_a_finished_task_finished) {
 
 BOOST_AUTO_TEST_CASE(resume_of_a_paused_task_that_finished_clears_ec) {
   manual_context ctx;
-  coop::cooperator c(ctx);
+  test_cooperator c(ctx);
   auto a = c.cooperate([] { return coop::step::more; });
   a.pause();
   c.stop();
@@ -670,7 +673,7 @@ BOOST_AUTO_TEST_SUITE(handles_and_work)
 BOOST_AUTO_TEST_CASE(an_empty_std_function_is_rejected_and_changes_nothing) {
   {
     manual_context ctx;
-    coop::cooperator c(ctx);
+    test_cooperator c(ctx);
     std::function<coop::step()> empty;
     BOOST_CHECK_THROW(c.cooperate(empty), std::invalid_argument);
     BOOST_CHECK_THROW(c.cooperate(std::function<coop::step()>{}), std::invalid_argument);
@@ -681,7 +684,7 @@ BOOST_AUTO_TEST_CASE(an_empty_std_function_is_rejected_and_changes_nothing) {
   }
   {
     manual_context ctx;
-    coop::cooperator c(ctx, {.termination = after_units(1)});
+    test_cooperator c(ctx, {.termination = after_units(1)});
     log_type log;
     auto a = c.cooperate(recorder(log, "A", 2));
     BOOST_TEST_REQUIRE(ctx.poll_one() == 1u);
@@ -697,7 +700,7 @@ BOOST_AUTO_TEST_CASE(an_empty_std_function_is_rejected_and_changes_nothing) {
   {
     // Not started: rejected all the same, and start() then runs only the real tasks.
     manual_context ctx;
-    coop::cooperator c(ctx, {.termination = {}, .started = false});
+    test_cooperator c(ctx, {.termination = {}, .started = false});
     log_type log;
     BOOST_CHECK_THROW(c.cooperate(std::function<coop::step()>{}), std::invalid_argument);
     c.cooperate(recorder(log, "A", 1));
@@ -711,7 +714,7 @@ BOOST_AUTO_TEST_CASE(copies_of_a_handle_refer_to_the_same_task) {
   static_assert(std::is_copy_constructible_v<coop::cooperative_task>);
   static_assert(std::is_copy_assignable_v<coop::cooperative_task>);
   manual_context ctx;
-  coop::cooperator c(ctx, {.termination = after_units(1)});
+  test_cooperator c(ctx, {.termination = after_units(1)});
   log_type log;
   auto t = c.cooperate(recorder(log, "A", forever));
   const auto copy = t;

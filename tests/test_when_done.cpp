@@ -11,6 +11,7 @@
 #include "support/manual_executor.hpp"
 #include "support/once_handler.hpp"
 #include "support/one_unit_per_tick.hpp"
+#include "support/scheduler_under_test.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -40,6 +41,8 @@
 #include <utility>
 
 namespace asio = boost::asio;
+// A cooperator, or a pool of one member built as one (the suite's _on_pool build).
+using test_cooperator = coop_test::scheduler_under_test;
 
 namespace {
 
@@ -102,7 +105,7 @@ template <class Predicate> bool poll_until(coop_test::manual_context& ctx, Predi
 
 BOOST_AUTO_TEST_CASE(callback_completes_with_null_when_work_is_done) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(counted(units, 3));
   auto rec = std::make_shared<record>();
@@ -116,7 +119,7 @@ BOOST_AUTO_TEST_CASE(callback_completes_with_null_when_work_is_done) {
 
 BOOST_AUTO_TEST_CASE(use_future_done_and_failed) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto good = coop.cooperate(counted(units, 2));
   auto bad = coop.cooperate([] () -> coop::step { throw unit_error(7); });
@@ -140,7 +143,7 @@ BOOST_AUTO_TEST_CASE(use_future_done_and_failed) {
 
 BOOST_AUTO_TEST_CASE(use_awaitable_in_a_coroutine) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto good = coop.cooperate(counted(units, 4));
   auto stopped = coop.cooperate([] { return coop::step::more; });
@@ -179,7 +182,7 @@ BOOST_AUTO_TEST_CASE(use_awaitable_in_a_coroutine) {
 
 BOOST_AUTO_TEST_CASE(deferred_is_lazy_and_completes_when_launched) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(counted(units, 3));
   task.pause();
@@ -206,7 +209,7 @@ BOOST_AUTO_TEST_CASE(deferred_is_lazy_and_completes_when_launched) {
 
 BOOST_AUTO_TEST_CASE(deferred_launched_after_completion_gets_the_stored_result) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   auto task = coop.cooperate([] { return coop::step::more; });
   auto op = task.when_done(asio::deferred);
   task.stop();
@@ -221,7 +224,7 @@ BOOST_AUTO_TEST_CASE(deferred_launched_after_completion_gets_the_stored_result) 
 
 BOOST_AUTO_TEST_CASE(detached_completes_and_releases_work) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int good_units = 0;
   auto good = coop.cooperate(counted(good_units, 3));
   auto bad = coop.cooperate([] () -> coop::step { throw unit_error(1); });
@@ -242,7 +245,7 @@ BOOST_AUTO_TEST_CASE(detached_completes_and_releases_work) {
 
 BOOST_AUTO_TEST_CASE(use_promise_done_and_stopped) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto good = coop.cooperate(counted(units, 2));
   auto other = coop.cooperate([] { return coop::step::more; });
@@ -272,7 +275,7 @@ BOOST_AUTO_TEST_CASE(use_promise_done_and_stopped) {
 
 BOOST_AUTO_TEST_CASE(result_is_null_on_done) {
   coop_test::manual_context ctx;
-  coop::cooperator coop(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator coop(ctx.get_executor(), one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(counted(units, 1));
   auto rec = std::make_shared<record>();
@@ -285,7 +288,7 @@ BOOST_AUTO_TEST_CASE(result_is_null_on_done) {
 
 BOOST_AUTO_TEST_CASE(result_is_the_units_own_exception) {
   coop_test::manual_context ctx;
-  coop::cooperator coop(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator coop(ctx.get_executor(), one_unit_per_tick());
   // The unit rethrows this very exception object; when_done must hand back the same one,
   // not a copy, a slice or a wrapper (e.g. not task_failed).
   const std::exception_ptr thrown = std::make_exception_ptr(unit_error(42));
@@ -307,7 +310,7 @@ BOOST_AUTO_TEST_CASE(result_is_the_units_own_exception) {
 
 BOOST_AUTO_TEST_CASE(result_is_task_stopped_on_stop) {
   coop_test::manual_context ctx;
-  coop::cooperator coop(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator coop(ctx.get_executor(), one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(forever(units));
   auto rec = std::make_shared<record>();
@@ -321,7 +324,7 @@ BOOST_AUTO_TEST_CASE(result_is_task_stopped_on_stop) {
 
 BOOST_AUTO_TEST_CASE(result_is_scheduler_stopped_on_cooperator_stop) {
   coop_test::manual_context ctx;
-  coop::cooperator coop(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator coop(ctx.get_executor(), one_unit_per_tick());
   int running_units = 0, paused_units = 0;
   auto running = coop.cooperate(forever(running_units));
   auto paused = coop.cooperate(forever(paused_units));
@@ -348,7 +351,7 @@ BOOST_AUTO_TEST_CASE(result_is_scheduler_stopped_on_cooperator_stop) {
 
 BOOST_AUTO_TEST_CASE(several_waiters_each_complete_exactly_once) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(counted(units, 5));
   std::shared_ptr<record> recs[4];
@@ -366,7 +369,7 @@ BOOST_AUTO_TEST_CASE(several_waiters_each_complete_exactly_once) {
 
 BOOST_AUTO_TEST_CASE(every_call_is_a_new_operation) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(counted(units, 3));
   auto before = std::make_shared<record>();
@@ -403,7 +406,7 @@ BOOST_AUTO_TEST_CASE(every_call_is_a_new_operation) {
 
 BOOST_AUTO_TEST_CASE(when_done_on_a_finished_task_is_posted_not_inline) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto done_task = coop.cooperate(counted(units, 1));
   auto failed_task = coop.cooperate([]() -> coop::step { throw unit_error(3); });
@@ -431,7 +434,7 @@ BOOST_AUTO_TEST_CASE(when_done_on_a_finished_task_is_posted_not_inline) {
 
 BOOST_AUTO_TEST_CASE(when_done_on_a_finished_task_from_inside_the_strand_is_posted) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto finished = coop.cooperate(counted(units, 1));
   drain(io);
@@ -451,7 +454,7 @@ BOOST_AUTO_TEST_CASE(when_done_on_a_finished_task_from_inside_the_strand_is_post
 
 BOOST_AUTO_TEST_CASE(stop_from_outside_does_not_run_handlers_inside) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(forever(units));
   auto rec = std::make_shared<record>();
@@ -470,7 +473,7 @@ BOOST_AUTO_TEST_CASE(stop_from_outside_does_not_run_handlers_inside) {
 // rethrown by run(); the manual executor lets it through the dispatch into the strand.
 template <class Context, class PollOne>
 void handler_exception_escapes(Context& ctx, PollOne poll_one) {
-  coop::cooperator coop(ctx, one_unit_per_tick());
+  test_cooperator coop(ctx, one_unit_per_tick());
   int units = 0, other_units = 0;
   auto task = coop.cooperate(forever(units));
   auto other = coop.cooperate(counted(other_units, 3));
@@ -514,7 +517,7 @@ BOOST_AUTO_TEST_CASE(handler_exception_escapes_run_and_the_cooperator_goes_on) {
 
 BOOST_AUTO_TEST_CASE(stop_from_inside_a_unit_does_not_run_handlers_inside) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   std::optional<coop::cooperative_task> self_holder;
   auto self_rec = std::make_shared<record>();
   auto victim_rec = std::make_shared<record>();
@@ -551,7 +554,7 @@ BOOST_AUTO_TEST_CASE(stop_from_inside_a_unit_does_not_run_handlers_inside) {
 
 BOOST_AUTO_TEST_CASE(cooperator_stop_does_not_run_handlers_inside) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto a = coop.cooperate(forever(units));
   auto b = coop.cooperate(forever(units));
@@ -572,7 +575,7 @@ BOOST_AUTO_TEST_CASE(cooperator_stop_does_not_run_handlers_inside) {
 
 BOOST_AUTO_TEST_CASE(handler_without_executor_runs_on_the_cooperators_strand) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(counted(units, 2));
   auto rec = std::make_shared<record>();
@@ -597,7 +600,7 @@ BOOST_AUTO_TEST_CASE(handler_without_executor_runs_on_the_cooperators_strand) {
 
 BOOST_AUTO_TEST_CASE(handler_bound_to_another_strand_runs_there) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   auto other = asio::make_strand(io);
   int units = 0;
   auto task = coop.cooperate(counted(units, 2));
@@ -615,7 +618,7 @@ BOOST_AUTO_TEST_CASE(handler_bound_to_another_strand_runs_there) {
 
 BOOST_AUTO_TEST_CASE(handler_bound_to_another_io_context_runs_only_there) {
   asio::io_context io, other;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto running = coop.cooperate(counted(units, 2));
   auto stopped = coop.cooperate(forever(units));
@@ -647,7 +650,7 @@ BOOST_AUTO_TEST_CASE(handler_bound_to_another_io_context_runs_only_there) {
 
 BOOST_AUTO_TEST_CASE(pending_wait_is_outstanding_work_on_io_context) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(forever(units));
   task.pause();
@@ -669,7 +672,7 @@ BOOST_AUTO_TEST_CASE(pending_wait_is_outstanding_work_on_io_context) {
 
 BOOST_AUTO_TEST_CASE(run_does_not_return_while_a_wait_is_pending) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(forever(units));
   task.pause();
@@ -697,7 +700,7 @@ BOOST_AUTO_TEST_CASE(run_does_not_return_while_a_wait_is_pending) {
 
 BOOST_AUTO_TEST_CASE(pending_wait_is_outstanding_work_on_manual_context) {
   coop_test::manual_context ctx;
-  coop::cooperator coop(ctx.get_executor(), one_unit_per_tick());
+  test_cooperator coop(ctx.get_executor(), one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(forever(units));
   task.pause();
@@ -720,7 +723,7 @@ BOOST_AUTO_TEST_CASE(pending_wait_is_outstanding_work_on_manual_context) {
 BOOST_AUTO_TEST_CASE(pending_wait_with_bound_executor_holds_work_on_that_executor) {
   asio::io_context io;
   coop_test::manual_context other;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(forever(units));
   task.pause();
@@ -745,7 +748,7 @@ namespace {
 // finishes); the task runs all six units and `plain` gets the real result.
 void check_cancel_ends_only_that_wait(asio::cancellation_type type) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(counted(units, 6));
   asio::cancellation_signal signal;
@@ -785,7 +788,7 @@ BOOST_AUTO_TEST_CASE(total_cancellation_ends_only_that_wait) {
 
 BOOST_AUTO_TEST_CASE(cancelled_wait_on_a_paused_task_releases_its_work) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(counted(units, 2));
   task.pause();
@@ -810,7 +813,7 @@ BOOST_AUTO_TEST_CASE(cancelled_wait_on_a_paused_task_releases_its_work) {
 
 BOOST_AUTO_TEST_CASE(cancellation_after_completion_is_harmless) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(counted(units, 2));
   asio::cancellation_signal signal;
@@ -830,7 +833,7 @@ BOOST_AUTO_TEST_CASE(cancellation_after_stop_returned_but_before_the_handler_ran
   // stop() has finished the task and the completion is on its way: cancelling now must not
   // turn it into a second completion or an abort.
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(forever(units));
   asio::cancellation_signal signal;
@@ -849,7 +852,7 @@ BOOST_AUTO_TEST_CASE(cancellation_after_stop_returned_but_before_the_handler_ran
 
 BOOST_AUTO_TEST_CASE(handler_that_stops_the_cooperator) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int short_units = 0, long_units = 0;
   auto short_task = coop.cooperate(counted(short_units, 2));
   auto long_task = coop.cooperate(forever(long_units));
@@ -884,7 +887,7 @@ BOOST_AUTO_TEST_CASE(handler_that_stops_the_cooperator) {
 
 BOOST_AUTO_TEST_CASE(handler_that_cooperates_new_work) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int first_units = 0, second_units = 0;
   auto first = coop.cooperate(counted(first_units, 2));
   auto first_rec = std::make_shared<record>();
@@ -904,7 +907,7 @@ BOOST_AUTO_TEST_CASE(handler_that_cooperates_new_work) {
 
 BOOST_AUTO_TEST_CASE(handler_that_waits_again_and_touches_the_task) {
   asio::io_context io;
-  coop::cooperator coop(io, one_unit_per_tick());
+  test_cooperator coop(io, one_unit_per_tick());
   int units = 0;
   auto task = coop.cooperate(counted(units, 1));
   auto outer = std::make_shared<record>();
