@@ -96,7 +96,8 @@ public:
   auto coiterate(Work&& work, CompletionToken&& token);
 
   /// coiterate(work, token) with a name and shares; throws std::invalid_argument for
-  /// shares outside 1..10000 before initiating anything.
+  /// shares outside 1..10000 before initiating anything. Completion signature and
+  /// cancellation as coiterate(work, token).
   template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
     requires(!detail::result_work<Work>)
   auto coiterate(Work&& work, task_options options, CompletionToken&& token);
@@ -114,7 +115,8 @@ public:
             asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
   auto coiterate(Work&& work, CompletionToken&& token);
 
-  /// coiterate for work with a result, with a name and shares.
+  /// coiterate for work with a result, with a name and shares. Completion signature
+  /// (`void(std::exception_ptr, T)`) and cancellation as coiterate(work, token).
   template <detail::result_work Work,
             asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
   auto coiterate(Work&& work, task_options options, CompletionToken&& token);

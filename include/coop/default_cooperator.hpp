@@ -52,22 +52,25 @@ result_task<detail::work_result_t<Work>> cooperate(const asio::any_io_executor& 
   return default_cooperator(ex).cooperate(std::forward<Work>(work), std::move(options));
 }
 
-/// default_cooperator(ex).coiterate(work, token).
+/// default_cooperator(ex).coiterate(work, token): completes with
+/// `void(std::exception_ptr)`; terminal and partial cancellation stop the task, total is
+/// ignored (cooperator::coiterate).
 template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
   requires(!detail::result_work<Work>)
 auto coiterate(const asio::any_io_executor& ex, Work&& work, CompletionToken&& token) {
   return default_cooperator(ex).coiterate(std::forward<Work>(work), std::forward<CompletionToken>(token));
 }
 
-/// default_cooperator(ex).coiterate(work, token) for work with a result:
-/// `void(std::exception_ptr, T)`.
+/// default_cooperator(ex).coiterate(work, token) for work with a result: completes with
+/// `void(std::exception_ptr, T)`; cancellation as the other coiterate.
 template <detail::result_work Work,
           asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
 auto coiterate(const asio::any_io_executor& ex, Work&& work, CompletionToken&& token) {
   return default_cooperator(ex).coiterate(std::forward<Work>(work), std::forward<CompletionToken>(token));
 }
 
-/// default_cooperator(ex).coiterate(work, options, token).
+/// default_cooperator(ex).coiterate(work, options, token); completion and cancellation
+/// as coiterate(ex, work, token).
 template <class Work, asio::completion_token_for<void(std::exception_ptr)> CompletionToken>
   requires(!detail::result_work<Work>)
 auto coiterate(const asio::any_io_executor& ex, Work&& work, task_options options, CompletionToken&& token) {
@@ -75,7 +78,8 @@ auto coiterate(const asio::any_io_executor& ex, Work&& work, task_options option
                                           std::forward<CompletionToken>(token));
 }
 
-/// default_cooperator(ex).coiterate(work, options, token) for work with a result.
+/// default_cooperator(ex).coiterate(work, options, token) for work with a result;
+/// completion (`void(std::exception_ptr, T)`) and cancellation as coiterate(ex, work, token).
 template <detail::result_work Work,
           asio::completion_token_for<void(std::exception_ptr, detail::work_result_t<Work>)> CompletionToken>
 auto coiterate(const asio::any_io_executor& ex, Work&& work, task_options options, CompletionToken&& token) {
