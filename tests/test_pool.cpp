@@ -445,3 +445,27 @@ BOOST_AUTO_TEST_CASE(coiterate_on_a_pool_with_awaitable_tuple_and_promise_tokens
   BOOST_CHECK_EQUAL(promised.value_or(-1), 21);
   BOOST_CHECK_EQUAL(pool.stats().finished, 6u);
 }
+
+// Many tasks queued on a pool's budget: adding them, stopping them while queued (the
+// oldest first, then member by member as the pool stops) and passing places stay O(1) per
+// task. Quadratic bookkeeping here took minutes, over the suite's timeout.
+BOOST_AUTO_TEST_CASE(many_queued_tasks_on_a_pool_cost_constant_time_each) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2, {.max_active = 2});
+  constexpr int n = 100'000;
+  std::vector<coop::cooperative_task> t;
+  t.reserve(n);
+  for (int i = 0; i < n; ++i) t.push_back(pool.cooperate(units(1)));
+  BOOST_CHECK_EQUAL(pool.stats().queued, std::size_t{n - 2});
+  for (int i = 2; i < n / 2; i += 2) t[static_cast<std::size_t>(i)].stop();  // queued, stopped in order
+  for (int i = 0; i < 100; ++i) ctx.poll_one();  // places pass as tasks finish
+  pool.stop();
+  std::size_t finished = 0;
+  for (const auto& task : t) {
+    const coop::task_state s = task.state();
+    finished += s == coop::task_state::done || s == coop::task_state::stopped ||
+                s == coop::task_state::scheduler_stopped;
+  }
+  BOOST_CHECK_EQUAL(finished, std::size_t{n});
+  BOOST_CHECK_EQUAL(pool.stats().queued, 0u);
+}

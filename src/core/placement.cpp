@@ -191,6 +191,7 @@ void core_impl::admit_granted(task_base& t) noexcept {
   // order; the rings have room (reserve_room() counted it when it was added).
   queued_.unlink(t);
   t.holds_place_ = true;
+  t.credit_ = 0;  // no longer the budget's index: a task's turn credit again
   to_parked(t);
   update_placement(t);
 }

@@ -128,7 +128,12 @@ public:
   // Read only while some task has shares other than the default, or with fairness by
   // time: the turn this task has left (units x 100, or nanoseconds). Negative: it
   // overran its turns and skips turns until back in credit.
-  std::int32_t credit_ = 0;
+  // While the task waits queued on a pool's admission budget (it takes no turns then), its
+  // index in the budget's queue instead; admission makes credit_ the active member again.
+  union {
+    std::int32_t credit_ = 0;
+    std::uint32_t budget_slot_;
+  };
   // Atomic only so that a handle's state() may read them from any thread: written under
   // the lock, with relaxed stores (plain stores on x86; a seq_cst store is a locked
   // exchange, which a pause+resume would pay twice).
