@@ -15,6 +15,10 @@ namespace coop {
 /// The default cooperator of `ex`'s execution context, created on first use on that
 /// executor. It lives as a service of the context: when the context shuts down its tasks
 /// finish with scheduler_stopped and handlers still queued are destroyed, not invoked.
+///
+/// @par Thread Safety
+/// Any thread, any time: first uses racing on several threads make one cooperator, on a
+/// strand of the executor of the call that made it; the functions below call it each time.
 cooperator& default_cooperator(const asio::any_io_executor& ex);
 
 /// The default cooperator of an execution context (io_context, thread_pool, ...).
