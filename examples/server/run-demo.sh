@@ -45,19 +45,8 @@ cleanup() {
 trap cleanup EXIT
 
 # Starts the server with the given options on an ephemeral port; sets server_pid and port.
-start_server() {
-  "$server_bin" --port 0 --threads "$threads" "$@" >"$log" 2>&1 &
-  server_pid=$!
-  port=
-  for _ in $(seq 1 100); do
-    port=$(awk '/^port /{print $2; exit}' "$log")
-    [[ -n $port ]] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
-    sleep 0.1
-  done
-  [[ -n $port ]] || { echo "run-demo.sh: the server did not start" >&2; cat "$log" >&2; exit 1; }
-  head -1 "$log"
-}
+source "$here/start-server.sh"
+start_server() { start_demo_server "$server_bin" "$log" --threads "$threads" "$@"; }
 
 # Graceful shutdown: SIGINT, then the server exits by itself.
 stop_server() {

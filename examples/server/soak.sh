@@ -37,17 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$server_bin" --port 0 --threads "$threads" --stall-ms 0 >"$work/server.log" 2>&1 &
-server_pid=$!
-port=
-for _ in $(seq 1 100); do
-  port=$(awk '/^port /{print $2; exit}' "$work/server.log")
-  [[ -n $port ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[[ -n $port ]] || { echo "soak.sh: the server did not start" >&2; exit 1; }
-head -1 "$work/server.log"
+source "$here/start-server.sh"
+start_demo_server "$server_bin" "$work/server.log" --threads "$threads" --stall-ms 0
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$server_pid/status"; }
 
 echo "== ${seconds} s: wrk on /ping and /stream, and the random job client"
