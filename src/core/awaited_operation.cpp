@@ -19,6 +19,8 @@ std::uint32_t core_impl::begin_await(task_base& t) noexcept {
   lock l(*this);
   if (control::state(t.control_.load(std::memory_order_acquire)) != run_state::active) return 0;
   t.awaiting_.store(true, std::memory_order_relaxed);
+  auto& keep = static_cast<steps_task_base&>(t).core_keep_;
+  if (!keep) keep = shared_from_this();
   std::uint32_t& g = generation_of(t);
   if (++g == 0) g = 1;
   park(t);

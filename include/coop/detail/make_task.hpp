@@ -21,7 +21,7 @@ template <class T> struct is_std_function : std::false_type {};
 template <class R, class... A> struct is_std_function<std::function<R(A...)>> : std::true_type {};
 
 inline task_base* with_core(steps_task_base* t, const std::shared_ptr<cooperator_core>& core) noexcept {
-  t->core_ = core;
+  t->core_ = core.get();  // no reference taken here: most coroutines never await (see core_keep_)
   return t;
 }
 

@@ -69,7 +69,12 @@ public:
   void forget_awaited() noexcept override { signal_.slot().clear(); }
 
   asio::cancellation_signal signal_;
-  std::shared_ptr<cooperator_core> core_;  // set by make_task; what the waits report to
+  cooperator_core* core_ = nullptr;  // set by make_task; what the awaits report to
+  // Set by the first await: the operation's completion, and a cancellation posted for it,
+  // report to the core and may run after the cooperator is gone. Taken then rather than
+  // when the task is made, because copying a shared_ptr per task (two atomic updates of
+  // one shared count) is a measurable part of a short task's cost.
+  std::shared_ptr<cooperator_core> core_keep_;
   std::uint32_t await_generation_ = 0;     // which awaited operation is pending (core's lock)
 
 protected:
