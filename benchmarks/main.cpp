@@ -13,6 +13,8 @@
 
 #include <sys/utsname.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -428,6 +430,21 @@ int print_saved(const std::string& path) {
   return 0;
 }
 
+/// Keeps freed memory in the process, as a long-running server's heap is. Each benchmark
+/// iteration makes and frees all its tasks; with glibc's defaults, freeing them can give
+/// the top of the heap back to the kernel, and the next iteration then pays a page fault
+/// per 4 KiB it touches again. Whether that happens depends on glibc's sliding trim
+/// threshold, which earlier large frees in the same process move: the same lifecycle
+/// figure came out 530 or 1,300 ns per task from one process to the next. A fixed
+/// threshold measures coop, not that lottery. Fixing it also fixes the mmap threshold
+/// (glibc couples them), so that one is set as high as a warmed-up process has it: large
+/// arrays come from the heap too. The memory section trims explicitly (malloc_trim)
+/// before it reads the RSS, so it is not affected.
+void warm_heap() {
+  ::mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's own ceiling for its sliding threshold
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -442,7 +459,8 @@ int main(int argc, char** argv) {
       ("report", po::value(&report_path), "measure nothing: print the tables and targets of a saved JSON file")
       ("only", po::value(&only), "comma-separated sections: throughput,control,lifecycle,latency,memory,fairness,shares,threads,pool")
       ("repetitions", po::value(&config.repetitions), "runs per throughput/control figure; the median is kept (default 5)")
-      ("verbose", "also print Google Benchmark's own console output");
+      ("verbose", "also print Google Benchmark's own console output")
+      ("glibc-trim", "keep glibc's heap trimming (see warm_heap() for why it is off by default)");
   po::variables_map vm;
   std::vector<std::string> passthrough;
   try {
@@ -460,6 +478,8 @@ int main(int argc, char** argv) {
   }
   verbose = vm.count("verbose") > 0;
   if (!report_path.empty()) return print_saved(report_path);
+  const bool heap_warm = vm.count("glibc-trim") == 0;
+  if (heap_warm) warm_heap();
   if (vm.count("quick")) {
     config.quick = true;
     if (!vm.count("repetitions")) config.repetitions = 1;
@@ -501,11 +521,12 @@ int main(int argc, char** argv) {
                      {"batch", config.batch},
                      {"latency_window_ms", config.latency_window.count()},
                      {"fairness_window_ms", config.fairness_window.count()},
-                     {"memory_tasks", config.memory_tasks}}}};
+                     {"memory_tasks", config.memory_tasks},
+                     {"heap", heap_warm ? "warm" : "glibc-trim"}}}};
 
-  std::printf("coop_bench  %s  %s, %u cores, load %s\n", doc["date"].as_string().c_str(),
+  std::printf("coop_bench  %s  %s, %u cores, load %s, heap %s\n", doc["date"].as_string().c_str(),
               doc["machine"].as_object()["cpu"].as_string().c_str(), std::thread::hardware_concurrency(),
-              doc["machine"].as_object()["loadavg_at_start"].as_string().c_str());
+              doc["machine"].as_object()["loadavg_at_start"].as_string().c_str(), heap_warm ? "warm" : "glibc-trim");
   std::fflush(stdout);
 
   if (wanted("throughput") || wanted("control") || wanted("lifecycle")) run_micro(config, doc, verbose);
