@@ -236,11 +236,14 @@ private:
   /// A slice's tick starts: arms the preemption timer, returns the start time.
   std::chrono::steady_clock::time_point begin_slice() noexcept;
   void end_slice() noexcept;
-  void run_units_for_slice() noexcept;
+  /// When a tick's units stop: the slice's deadline or the termination predicate.
+  class tick_end;
+  /// A tick's units in join order, one per turn: a lone task runs batches, and runs of
+  /// tasks of one type in place take their turns in their own code (in_place_walk.hpp).
+  void run_round_robin(tick_end& end) noexcept;
   /// With shares other than the default, or fairness by time: turns of several units (or
   /// of a time budget), each task's credit carried from turn to turn.
-  void run_weighted_turns_for_slice() noexcept;
-  void run_units_until_predicate() noexcept;
+  void run_weighted_turns(tick_end& end) noexcept;
   /// Whether this tick weighs turns: fairness by time, or some task's shares not 100.
   bool weighted() const noexcept {
     return by_time_ || weighted_tasks_ != 0;
@@ -320,6 +323,10 @@ private:
   bool running_task_finished_ = false;     // the running unit's task finished during the unit
   // The task whose unit has just ended, while the requests left during that unit are
   // applied: a resume from another thread during its unit sends it behind the others.
+  // The tick's loops keep it in a local (`ran`, in a register on the hot path) and set
+  // it here only where requests are applied between units: interrupted(), the
+  // termination predicate (tick_end::check) and after the last unit. running_task_ is
+  // the other side: the task whose unit runs now, for threads that pause or stop it.
   task_base* unit_just_ended_ = nullptr;
   round_robin policy_;                // the runnable tasks, and whose turn is next
   run_ring parked_;                   // paused or waiting on an operation

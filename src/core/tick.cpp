@@ -127,6 +127,88 @@ bool core_impl::handle_interrupt() noexcept {
   return (i & (preempt_bit | stop_bit)) || !running_.load(std::memory_order_relaxed);
 }
 
+/// When a tick's units stop. Without a termination predicate: at the slice's deadline, the
+/// clock read after every check_interval_ units (adapted so that a read comes about every
+/// check_period_), the preemption timer cutting in when units outgrow the interval. With
+/// one: when the predicate says so, asked after every unit as Twisted asks it; no deadline,
+/// no preemption then. The tick's loops count units down to the next check and call
+/// check() when it is due; only this class knows which way the tick ends.
+class core_impl::tick_end {
+public:
+  using clock = std::chrono::steady_clock;
+
+  explicit tick_end(core_impl& core) noexcept : core_(core), by_predicate_(static_cast<bool>(core.termination_)) {
+    if (by_predicate_) {
+      try {
+        predicate_ = core.termination_();
+      } catch (...) {
+      }
+      last_ = clock::now();
+      core.meter_.start(last_);  // busy time from the reads at each end of the tick
+    } else {
+      last_ = core.begin_slice();
+      deadline_ = last_ + core.slice_;
+    }
+  }
+  ~tick_end() {
+    if (!by_predicate_) core_.end_slice();
+  }
+  tick_end(const tick_end&) = delete;
+  tick_end& operator=(const tick_end&) = delete;
+
+  bool by_predicate() const noexcept { return by_predicate_; }
+
+  /// Units before the first check() is due (the loops count them down in a register).
+  std::uint32_t first_check() const noexcept { return by_predicate_ || shake_out ? 1 : core_.check_interval_; }
+
+  /// Due after the unit of `ran` (null when it finished or was refused): true ends the
+  /// tick; `until_check` gets the units to the next check. The predicate may control
+  /// tasks; it sees `ran` as the task whose unit has just ended, and `ran` becomes null
+  /// if what it did retired that task.
+  bool check(task_base*& ran, std::uint32_t& until_check) noexcept {
+    if (by_predicate_) {
+      until_check = 1;
+      core_.unit_just_ended_ = ran;
+      bool end = true;
+      try {
+        end = !predicate_ || predicate_();
+      } catch (...) {
+      }
+      ran = std::exchange(core_.unit_just_ended_, nullptr);  // retire() clears it
+      return end || shake_out;
+    }
+    const auto now = clock::now();
+    core_.meter_.read(now);
+    core_.adapt_check_interval(now - last_, core_.check_interval_);
+    last_ = now;
+    until_check = core_.check_interval_;
+    return shake_out || now >= deadline_;
+  }
+
+  /// Reads the clock for the weighted turns: the time since the last read (all of it is
+  /// charged to the turn that ran then), and whether the slice is over.
+  clock::duration read() noexcept {
+    const auto now = clock::now();
+    core_.meter_.read(now);
+    const auto elapsed = now - last_;
+    last_ = now;
+    over_ = !by_predicate_ && (shake_out || now >= deadline_);
+    return elapsed;
+  }
+  /// The slice was over at the last read().
+  bool over() const noexcept { return over_; }
+  /// What is left of the slice after the last read() (a turn's batch is sized to it).
+  std::int64_t left_ns() const noexcept { return by_predicate_ ? 0 : (deadline_ - last_).count(); }
+
+private:
+  core_impl& core_;
+  const bool by_predicate_;
+  std::function<bool()> predicate_;
+  clock::time_point last_;
+  clock::time_point deadline_;
+  bool over_ = false;
+};
+
 void core_impl::run_tick() noexcept {
   lock l(*this);
   tick_posted_ = false;
@@ -146,9 +228,11 @@ void core_impl::run_tick() noexcept {
   const std::uint32_t epoch = units_epoch_.load(std::memory_order_relaxed) + 1;
   units_epoch_.store(epoch, std::memory_order_seq_cst);
   if (asymmetric_fences_) full_fence();  // the claims' loads are relaxed then
-  if (termination_) run_units_until_predicate();
-  else if (weighted()) run_weighted_turns_for_slice();
-  else run_units_for_slice();
+  {
+    tick_end end(*this);
+    if (weighted()) run_weighted_turns(end);
+    else run_round_robin(end);
+  }
   count_tick();
   units_epoch_.store(epoch + 1, std::memory_order_release);
   timer_entry_.tick_thread.store(0, std::memory_order_relaxed);
@@ -174,61 +258,6 @@ bool core_impl::begin_turn(task_base& t) noexcept {
   const std::int32_t shares = t.shares_.load(std::memory_order_relaxed);
   t.credit_ += by_time_ ? shares * time_turn_ns / 100 : shares;  // at most 10 ms in ns
   return has_credit(t);
-}
-
-void core_impl::run_units_until_predicate() noexcept {
-  using clock = std::chrono::steady_clock;
-  std::function<bool()> predicate;
-  try {
-    predicate = termination_();
-  } catch (...) {
-  }
-  const bool weighted_turns = weighted();
-  // Busy time from a read at each end of the tick (and around each unit with fairness by
-  // time): no read per unit of the tick's own.
-  meter_.start(clock::now());
-  for (;;) {
-    // A weighted turn of several units goes on unit by unit, the predicate asked after each.
-    task_base* t = weighted_turns ? policy_.take_held() : nullptr;
-    const bool continuing = t != nullptr;
-    if (!t && !(t = policy_.next())) break;
-    // Alone, a task owes nothing for its time (fairness by time): no turns, as in the
-    // slice's tick.
-    const bool turns = weighted_turns && !(by_time_ && policy_.lone());
-    if (weighted_turns && !turns) t->credit_ = 0;
-    else if (turns && !continuing && !begin_turn(*t)) continue;
-    if (!claim(*t, asymmetric_fences_)) {
-      running_task_.store(nullptr, std::memory_order_release);
-      update_placement(*t);  // paused or finished from another thread: it must not run
-      continue;
-    }
-    const bool timed = turns && by_time_;
-    const auto began = timed ? clock::now() : clock::time_point();
-    if (timed) meter_.read(began);
-    const run_outcome outcome = t->run_one();
-    running_task_.store(nullptr, std::memory_order_release);
-    meter_.ran(*t, 1);
-    if (timed) {
-      const auto ended = clock::now();
-      meter_.read(ended);
-      charge(*t, (ended - began).count());
-    } else if (turns) {
-      charge(*t, unit_cost);
-    }
-    const bool still_active = outcome == run_outcome::more && !running_task_finished_;
-    after_unit(*t, outcome);
-    if (turns && still_active && has_credit(*t)) policy_.hold(*t);
-    unit_just_ended_ = still_active ? t : nullptr;  // retire() clears it
-    bool end = true;
-    try {
-      end = !predicate || predicate();
-    } catch (...) {
-    }
-    if (end || shake_out) break;
-    const bool stop = interrupt_.load(std::memory_order_acquire) && handle_interrupt();
-    unit_just_ended_ = nullptr;
-    if (stop) break;
-  }
 }
 
 bool core_impl::interrupted(task_base& t, task_base*& ran) noexcept {
@@ -258,23 +287,8 @@ void core_impl::end_slice() noexcept {
   if (interrupt_.load(std::memory_order_relaxed) & preempt_bit) check_interval_ = 1;
 }
 
-void core_impl::run_units_for_slice() noexcept {
-  using clock = std::chrono::steady_clock;
-  const auto start = begin_slice();
-  const auto deadline = start + slice_;
-  auto last_check = start;
-  // Units left before the next clock read; the clock is read when it reaches 0, after
-  // check_interval_ units.
-  std::uint32_t until_check = shake_out ? 1 : check_interval_;
-  const auto clock_says_stop = [&] {
-    const auto now = clock::now();
-    meter_.read(now);
-    adapt_check_interval(now - last_check, check_interval_);
-    last_check = now;
-    until_check = check_interval_;
-    return shake_out || now >= deadline;
-  };
-
+void core_impl::run_round_robin(tick_end& end) noexcept {
+  std::uint32_t until_check = end.first_check();  // units before the next check
   task_base* ran = nullptr;  // the task whose unit just ended, if it is still active
   const bool fences = asymmetric_fences_;
   // A task whose claim failed: paused or finished from another thread, it must not run.
@@ -345,30 +359,15 @@ void core_impl::run_units_for_slice() noexcept {
     }
     if (interrupt_.load(std::memory_order_acquire) && interrupted(*t, ran)) [[unlikely]]
       break;
-    if (until_check == 0 && clock_says_stop()) break;
+    if (until_check == 0 && end.check(ran, until_check)) break;
   }
   unit_just_ended_ = ran;  // for the requests run_tick() applies after the units
-  end_slice();
 }
 
-void core_impl::run_weighted_turns_for_slice() noexcept {
-  using clock = std::chrono::steady_clock;
-  const auto start = begin_slice();
-  const auto deadline = start + slice_;
-  // The last clock read: with fairness by time, every nanosecond from there to the next
-  // read is charged to the turn running then.
-  auto last = start;
-  std::uint32_t until_check = shake_out ? 1 : check_interval_;  // fairness::units only
-  bool slice_over = false;
-  const auto read_clock = [&] {
-    const auto now = clock::now();
-    meter_.read(now);
-    const auto elapsed = now - last;
-    last = now;
-    slice_over = shake_out || now >= deadline;
-    return elapsed;
-  };
-
+void core_impl::run_weighted_turns(tick_end& end) noexcept {
+  // fairness::units counts units down to the check; fairness::time reads the clock after
+  // every batch (and so does a lone task's batch).
+  std::uint32_t until_check = end.first_check();
   task_base* ran = nullptr;  // the task whose unit just ended, if it is still active
   const bool fences = asymmetric_fences_;
   for (;;) {
@@ -391,25 +390,25 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
       // It runs batches as the round-robin tick does, and keeps no debt that would hold
       // it back when others join.
       t->credit_ = 0;
-      r = t->run(check_interval_, interrupt_);
+      r = t->run(end.by_predicate() ? 1 : check_interval_, interrupt_);
       meter_.ran(*t, r.units);
-      adapt_check_interval(read_clock(), std::max<std::uint32_t>(r.units, 1));
+      adapt_check_interval(end.read(), std::max<std::uint32_t>(r.units, 1));
     } else if (by_time_) {
       // Batches of units, the clock read after each and the time charged to the turn.
       // The first batch is one unit (this task's units may cost anything); each next one
       // is sized from the units so far to fill what is left of the turn and the slice,
-      // at most doubling.
+      // at most doubling. With a termination predicate, one unit: it is asked after each.
       std::uint32_t batch = 1;
       for (;;) {
         r = t->run(batch, interrupt_);
         meter_.ran(*t, r.units);
-        const auto elapsed = read_clock();
+        const auto elapsed = end.read();
         charge(*t, elapsed.count());
-        if (r.outcome != run_outcome::more || r.units < batch || slice_over || !has_credit(*t) ||
-            interrupt_.load(std::memory_order_acquire))
+        if (r.outcome != run_outcome::more || r.units < batch || end.over() || end.by_predicate() ||
+            !has_credit(*t) || interrupt_.load(std::memory_order_acquire))
           break;
         const std::int64_t per_unit = std::max<std::int64_t>(1, elapsed.count() / std::max<std::uint32_t>(r.units, 1));
-        const std::int64_t left = std::min<std::int64_t>(t->credit_, (deadline - last).count());
+        const std::int64_t left = std::min<std::int64_t>(t->credit_, end.left_ns());
         batch = static_cast<std::uint32_t>(std::clamp<std::int64_t>(left / per_unit, 1, std::int64_t{batch} * 2));
       }
     } else {
@@ -428,14 +427,12 @@ void core_impl::run_weighted_turns_for_slice() noexcept {
     }
     if (interrupt_.load(std::memory_order_acquire) && interrupted(*t, ran)) [[unlikely]]
       break;
-    if (!by_time_ && until_check == 0) {
-      adapt_check_interval(read_clock(), check_interval_);
-      until_check = check_interval_;
-    }
-    if (slice_over) break;
+    // By time (and for a lone task) the clock was read after the batch; fairness::units
+    // counts units down to the check; a predicate is asked after every unit.
+    const bool check_due = end.by_predicate() || (!by_time_ && until_check == 0);
+    if (check_due ? end.check(ran, until_check) : end.over()) break;
   }
   unit_just_ended_ = ran;  // for the requests run_tick() applies after the units
-  end_slice();
 }
 
 }  // namespace coop::detail
