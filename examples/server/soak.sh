@@ -5,9 +5,11 @@
 # /stream responses mid-body and probes /ping every 100 ms. Passes when the server
 # answered throughout (no failed probe, no wrk error or non-2xx answer), every job is
 # listed in a valid state, every finished job has the right digest, its RSS at the end is
-# within 10% of its RSS after the warm-up (half the run, at most 30 s: the registry of
-# finished jobs is full by then), and it shuts
-# down cleanly on SIGINT.
+# within 10% of its RSS after the warm-up, and it shuts down cleanly on SIGINT. The
+# warm-up ends when the server's registry holds its 1,000 finished jobs (from then on it
+# keeps a fixed number) and half the run (at most 30 s) has passed; when the registry is not full
+# within the first three quarters of the run, the RSS is reported but not judged (run
+# longer: the jobs' rate depends on the machine).
 #
 # Usage: soak.sh [SECONDS]   (default 60; CI runs 20)
 # Environment: COOP_SOAK_BUILD (build directory, default <repo>/build/demo-server),
@@ -46,12 +48,22 @@ wrk -t1 -c4 -d"${seconds}s" --timeout 5s "http://127.0.0.1:$port/ping" >"$work/w
 wrk_ping=$!
 wrk -t1 -c2 -d"${seconds}s" --timeout 10s "http://127.0.0.1:$port/stream?size=262144" >"$work/wrk-stream.txt" 2>&1 &
 wrk_stream=$!
-python3 "$here/soak_client.py" "$port" "$seconds" >"$work/client.txt" 2>&1 &
+COOP_SOAK_FULL_FILE="$work/registry-full" python3 "$here/soak_client.py" "$port" "$seconds" >"$work/client.txt" 2>&1 &
 client=$!
 # RSS every 5 s, printed at the end (how it grew, if it did).
 ( while kill -0 "$client" 2>/dev/null; do echo -n "$(rss_kib) " >>"$work/rss.txt"; sleep 5; done ) &
-warm=$(( seconds / 2 < 30 ? seconds / 2 : 30 ))
-sleep "$warm"
+# Tenths of a second: the warm-up ends when the registry is full and half the run (at
+# most 30 s) has passed, the server's other buffers grown too; it is given up at three
+# quarters of the run.
+least=$(( seconds * 10 / 2 < 300 ? seconds * 10 / 2 : 300 ))
+waited=0
+while (( waited < seconds * 10 * 3 / 4 )) && { (( waited < least )) || [[ ! -e $work/registry-full ]]; }; do
+  sleep 0.1
+  waited=$(( waited + 1 ))
+done
+warm="$(( waited / 10 )).$(( waited % 10 ))"
+judged=1
+[[ -e $work/registry-full ]] || judged=0
 rss_warm=$(rss_kib)
 status=0
 wait "$client" || status=1
@@ -67,8 +79,10 @@ for name in ping stream; do
     echo "FINDING: wrk /$name saw errors:"; grep -e "Non-2xx" -e "Socket errors" "$f"; status=1
   fi
 done
-echo "server RSS: ${rss_warm} KiB after ${warm} s, ${rss_end} KiB at the end (every 5 s: $(cat "$work/rss.txt")KiB)"
-if (( rss_end * 100 > rss_warm * 110 || rss_end * 100 < rss_warm * 90 )); then
+echo "server RSS: ${rss_warm} KiB after the ${warm} s warm-up, ${rss_end} KiB at the end (every 5 s: $(cat "$work/rss.txt")KiB)"
+if (( !judged )); then
+  echo "RSS not judged: the registry of finished jobs was not full after ${warm} s (a longer run judges it)"
+elif (( rss_end * 100 > rss_warm * 110 || rss_end * 100 < rss_warm * 90 )); then
   echo "FINDING: RSS moved more than 10% after the warm-up"; status=1
 fi
 
