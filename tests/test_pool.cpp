@@ -295,6 +295,15 @@ BOOST_AUTO_TEST_CASE(work_with_a_result_through_a_pool) {
   std::future<int> f = pool.coiterate(sum_to(3), asio::use_future);
   ctx.poll();
   BOOST_CHECK_EQUAL(f.get(), 6);
+  // A deferred launch, and the result as one tuple: the work object comes back moved.
+  auto lazy = pool.coiterate(coop::returning(counter{2}), asio::as_tuple(asio::deferred));
+  int lazy_ran = -1;
+  std::move(lazy)([&](std::tuple<std::exception_ptr, counter> r) {
+    BOOST_CHECK(!std::get<0>(r));
+    lazy_ran = std::get<1>(r).ran;
+  });
+  ctx.poll();
+  BOOST_CHECK_EQUAL(lazy_ran, 2);
 }
 
 // From inside a unit of a member, a new task joins that member, whatever the counts: it
