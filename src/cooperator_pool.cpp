@@ -5,6 +5,7 @@
 
 #include "core/core_lock.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <stdexcept>
 
@@ -13,6 +14,8 @@ namespace coop::detail {
 pool_members::pool_members(const asio::any_io_executor& ex, std::size_t size, cooperator_options options)
     : executor_(ex) {
   if (size == 0) throw std::invalid_argument("coop: a cooperator_pool needs at least one member");
+  if (size > std::numeric_limits<std::uint16_t>::max())
+    throw std::invalid_argument("coop: a cooperator_pool has at most 65535 members");
   auto numbers = std::make_shared<std::atomic<std::uint32_t>>(0);
   // max_active is the pool's as a whole: the members share one budget of places and one
   // queue, instead of a limit each.
@@ -28,6 +31,11 @@ pool_members::pool_members(const asio::any_io_executor& ex, std::size_t size, co
     if (budget) core.admit_by(budget);
     members_.push_back(std::move(e));
   }
+  // Each member's core knows the others, to give them tasks and to find a moved task.
+  auto links = std::make_shared<pool_links>();
+  for (entry& e : members_) links->cores.push_back(std::static_pointer_cast<core_impl>(e.coop->core_));
+  for (std::size_t i = 0; i < members_.size(); ++i)
+    static_cast<core_impl&>(*members_[i].coop->core_).join_pool(links, static_cast<std::uint16_t>(i));
 }
 
 pool_members::~pool_members() = default;
@@ -43,15 +51,16 @@ std::size_t pool_members::place() noexcept {
       return i;
     }
   }
-  // Unfinished = placed - finished: both counts are current without the member's lock
-  // (its stats' counts by placement are published only as its ticks end). Ties go to the
-  // lowest index, so an idle pool deals tasks out in turn.
+  // Unfinished = placed + moved in - moved out - finished: each count is current without
+  // the member's lock (its stats' counts by placement are published only as its ticks
+  // end). Ties go to the lowest index, so an idle pool deals tasks out in turn.
   std::size_t best = 0;
-  std::uint64_t fewest = std::numeric_limits<std::uint64_t>::max();
+  std::int64_t fewest = std::numeric_limits<std::int64_t>::max();
   for (std::size_t i = 0; i < members_.size(); ++i) {
-    const std::uint64_t placed = members_[i].placed->load(std::memory_order_relaxed);
-    const std::uint64_t finished = members_[i].coop->stats().finished;
-    const std::uint64_t unfinished = placed > finished ? placed - finished : 0;
+    const auto& core = static_cast<const core_impl&>(*members_[i].coop->core_);
+    const auto placed = static_cast<std::int64_t>(members_[i].placed->load(std::memory_order_relaxed));
+    const auto finished = static_cast<std::int64_t>(members_[i].coop->stats().finished);
+    const std::int64_t unfinished = std::max<std::int64_t>(0, placed + core.moved_net() - finished);
     if (unfinished < fewest) {
       fewest = unfinished;
       best = i;
@@ -84,6 +93,8 @@ cooperator_stats pool_members::stats() const noexcept {
     sum.finished += s.finished;
     sum.busy += s.busy;
     sum.stalls += s.stalls;
+    sum.moved_in += s.moved_in;
+    sum.moved_out += s.moved_out;
   }
   return sum;
 }

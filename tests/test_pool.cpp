@@ -311,18 +311,24 @@ BOOST_AUTO_TEST_CASE(work_with_a_result_through_a_pool) {
 BOOST_AUTO_TEST_CASE(a_task_added_from_inside_a_unit_joins_that_units_member) {
   manual_context ctx;
   coop::cooperator_pool pool(ctx, 2);
+  // One task on each member first, so that neither is idle (no task moves).
+  coop::cooperative_task busy0 = pool.cooperate(forever());
+  coop::cooperative_task busy1 = pool.cooperate(forever());
   std::vector<coop::cooperative_task> children;
   coop::cooperative_task parent = pool.cooperate([&] {
     for (int i = 0; i < 3; ++i) children.push_back(pool.cooperate(forever()));
     return coop::step::done;
   });
-  ctx.poll_one();  // member 0's tick: the parent's one unit
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 1}));
+  // Member 0's ticks until the parent's one unit has run (the first, unless every tick
+  // runs one unit: the shake-out build).
+  for (int i = 0; i < 10 && parent.state() != coop::task_state::done; ++i) ctx.poll_one();
   BOOST_CHECK_EQUAL(parent.state(), coop::task_state::done);
-  BOOST_CHECK(unfinished_by_member(pool) == (counts{3, 0}));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{4, 1}));
   BOOST_CHECK_EQUAL(children.size(), 3u);
-  // From outside, the next one goes to the idle member.
+  // From outside, the next one goes to the member with fewer.
   children.push_back(pool.cooperate(forever()));
-  BOOST_CHECK(unfinished_by_member(pool) == (counts{3, 1}));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{4, 2}));
 }
 
 namespace {
@@ -477,4 +483,109 @@ BOOST_AUTO_TEST_CASE(many_queued_tasks_on_a_pool_cost_constant_time_each) {
   }
   BOOST_CHECK_EQUAL(finished, std::size_t{n});
   BOOST_CHECK_EQUAL(pool.stats().queued, 0u);
+}
+
+// ---- work stealing ----------------------------------------------------------------------
+
+namespace {
+std::vector<std::uint64_t> units_of(const std::vector<coop::cooperative_task>& tasks) {
+  std::vector<std::uint64_t> u;
+  for (const auto& t : tasks) u.push_back(t.stats().units);
+  return u;
+}
+
+// Polls until member `i` has a runnable task (a move reached it), at most `limit` handlers.
+bool poll_until_runnable_on(manual_context& ctx, const coop::cooperator_pool& pool, std::size_t i, int limit) {
+  for (int n = 0; n < limit && pool.member_stats(i).runnable == 0; ++n) ctx.poll_one();
+  return pool.member_stats(i).runnable != 0;
+}
+}  // namespace
+
+// At the end of its tick, a member with tasks to spare gives half of its runnable tasks to
+// a member with none; they go on where they were, and every control reaches them there.
+BOOST_AUTO_TEST_CASE(an_idle_member_takes_half_of_a_busy_members_tasks) {
+  manual_context ctx;
+  coop::cooperator_pool pool(ctx, 2);
+  std::vector<coop::cooperative_task> all;
+  for (int i = 0; i < 8; ++i) all.push_back(pool.cooperate(forever()));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{4, 4}));
+  std::vector<coop::cooperative_task> left;  // member 0's
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i % 2) all[i].stop();
+    else left.push_back(all[i]);
+  }
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{4, 0}));
+  BOOST_REQUIRE(poll_until_runnable_on(ctx, pool, 1, 10));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 2}));
+
+  // Every task runs on, its stats carried over.
+  const auto before = units_of(left);
+  for (int i = 0; i < 20; ++i) ctx.poll_one();
+  const auto after = units_of(left);
+  for (std::size_t i = 0; i < left.size(); ++i) BOOST_CHECK_GT(after[i], before[i]);
+  BOOST_CHECK_GT(pool.member_stats(1).units, 0u);
+  BOOST_CHECK_EQUAL(pool.stats().units, pool.member_stats(0).units + pool.member_stats(1).units);
+
+  // pause() reaches each task wherever it is: no unit of any starts after it returns.
+  for (auto& t : left) t.pause();
+  const auto paused_at = units_of(left);
+  for (int i = 0; i < 20; ++i) ctx.poll_one();
+  BOOST_CHECK(units_of(left) == paused_at);
+  BOOST_CHECK(states(left) == (state_list{paused, paused, paused, paused}));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{2, 2}));  // parked where they are
+
+  // resume() relinks each on the member holding it; when_done and stop() reach it too.
+  for (auto& t : left) t.resume();
+  for (int i = 0; i < 20; ++i) ctx.poll_one();
+  const auto resumed = units_of(left);
+  for (std::size_t i = 0; i < left.size(); ++i) BOOST_CHECK_GT(resumed[i], paused_at[i]);
+  int completed = 0;
+  for (auto& t : left)
+    t.when_done([&](std::exception_ptr ep) {
+      BOOST_CHECK_EQUAL(kind(ep), kind<coop::task_stopped>());
+      ++completed;
+    });
+  for (auto& t : left) t.stop();
+  ctx.poll();
+  BOOST_CHECK_EQUAL(completed, 4);
+  BOOST_CHECK(states(left) == (state_list{stopped, stopped, stopped, stopped}));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{0, 0}));
+  BOOST_CHECK_EQUAL(pool.member_stats(0).finished + pool.member_stats(1).finished, 8u);
+}
+
+// A moved coroutine awaits its operations on the member that holds it now.
+BOOST_AUTO_TEST_CASE(a_moved_coroutine_awaits_where_it_is) {
+  manual_context ctx;
+  // Ticks of three units: tasks are left runnable as a tick ends (ticks of a slice would
+  // run them all into their awaits first).
+  coop::cooperator_options options;
+  options.termination = [] { return [n = 0]() mutable { return ++n == 3; }; };
+  coop::cooperator_pool pool(ctx, 2, options);
+  auto ex = ctx.get_executor();
+  std::vector<int> awaited(4, 0);
+  std::vector<coop::cooperative_task> mine, gone;
+  for (int i = 0; i < 4; ++i) {
+    mine.push_back(pool.cooperate([&, i]() -> coop::steps {
+      for (;;) {
+        co_yield coop::next;
+        co_yield asio::post(ex, asio::deferred);  // an operation: the task waits for it
+        ++awaited[static_cast<std::size_t>(i)];
+      }
+    }));
+    gone.push_back(pool.cooperate(forever()));
+  }
+  for (auto& t : gone) t.stop();
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{4, 0}));
+  BOOST_REQUIRE(poll_until_runnable_on(ctx, pool, 1, 40));
+  const std::vector<int> at_move = awaited;
+  for (int i = 0; i < 200; ++i) ctx.poll_one();
+  for (std::size_t i = 0; i < awaited.size(); ++i) BOOST_CHECK_GT(awaited[i], at_move[i] + 2);
+  BOOST_CHECK_GT(pool.member_stats(1).units, 0u);
+  const std::vector<std::size_t> where = unfinished_by_member(pool);
+  BOOST_CHECK_EQUAL(where[0] + where[1], 4u);
+  BOOST_CHECK_GT(where[1], 0u);
+  for (auto& t : mine) t.stop();
+  ctx.poll();
+  BOOST_CHECK(states(mine) == (state_list{stopped, stopped, stopped, stopped}));
+  BOOST_CHECK(unfinished_by_member(pool) == (counts{0, 0}));
 }

@@ -464,6 +464,7 @@ BOOST_AUTO_TEST_CASE(a_stall_job_is_reported_with_its_name_and_backtrace) {
   const std::string text = "\n" + c.call(http::verb::get, "/metrics").body();
   BOOST_TEST(has_line(text, "coop_job_stalls_total{job=\"" + std::to_string(id) + "\",name=\"spin\"} 1"));
   BOOST_TEST(has_line(text, "coop_cooperator_stalls_total{cooperator=\"0\"} 1"));
+  BOOST_TEST(text.find("\ncoop_cooperator_moved_in_tasks_total{cooperator=\"0\"} ") != std::string::npos);
   BOOST_TEST(reports.load() == 1);
 }
 

@@ -175,3 +175,86 @@ BOOST_AUTO_TEST_CASE(max_active_holds_across_members_running_at_once) {
   BOOST_CHECK_EQUAL(pool.stats().finished, std::uint64_t{n});
   BOOST_CHECK_EQUAL(pool.stats().queued, 0u);
 }
+
+// Tasks move between members while other threads pause, resume and stop them. The tasks
+// placed on member 1 are stopped first, so member 0 must give it tasks; pauses from two
+// controller threads then keep leaving one member or the other idle, and tasks move back
+// and forth. Units of a task never overlap, and once pause() or stop() returns no unit
+// of the task starts, on any member.
+BOOST_AUTO_TEST_CASE(moves_race_control_from_other_threads) {
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  coop::cooperator_pool pool(io, 2, {.slice = 100us});
+  struct probe {
+    std::atomic<int> inside{0};
+    std::atomic<bool> overlapped{false};
+    std::atomic<std::uint64_t> units{0};
+  };
+  constexpr int n = 24;
+  std::vector<std::unique_ptr<probe>> probes;
+  std::vector<coop::cooperative_task> tasks, fillers;
+  std::atomic<int> finished{0};
+  for (int i = 0; i < n; ++i) {
+    probes.push_back(std::make_unique<probe>());
+    probe& p = *probes.back();
+    tasks.push_back(pool.cooperate([&p] {
+      if (p.inside.fetch_add(1) != 0) p.overlapped = true;
+      p.units.fetch_add(1, std::memory_order_relaxed);
+      for (int k = 0; k < 100; ++k) asm volatile("" ::: "memory");
+      p.inside.fetch_sub(1);
+      return coop::step::more;
+    }));
+    tasks.back().when_done([&finished](std::exception_ptr) { finished.fetch_add(1); });
+    fillers.push_back(pool.cooperate([] { return coop::step::more; }));
+  }
+  // An idle pool deals tasks out in turn: every filler went to member 1.
+  BOOST_CHECK_EQUAL(pool.member_stats(1).runnable, std::size_t{n});
+  for (auto& f : fillers) f.stop();
+  runners r(io, 2);
+  std::atomic<bool> ok_after_pause{true};
+  const auto control = [&](int first, int step) {
+    for (int round = 0; round < 150; ++round) {
+      // Pause a run of this thread's tasks (enough to empty a member now and then),
+      // check each stays still, then resume them.
+      std::vector<std::size_t> chosen;
+      for (int i = first; i < n; i += step)
+        if ((i / step + round) % 3 != 0) chosen.push_back(static_cast<std::size_t>(i));
+      std::vector<std::uint64_t> at_pause;
+      for (std::size_t i : chosen) {
+        tasks[i].pause();
+        at_pause.push_back(probes[i]->units.load());
+      }
+      std::this_thread::sleep_for(30us);
+      for (std::size_t k = 0; k < chosen.size(); ++k)
+        if (probes[chosen[k]]->units.load() != at_pause[k]) ok_after_pause = false;
+      for (std::size_t i : chosen) tasks[i].resume();
+    }
+  };
+  std::thread a(control, 0, 2), b(control, 1, 2);
+  a.join();
+  b.join();
+  bool still_after_stop = true;
+  for (int i = 0; i < n; ++i) {
+    tasks[static_cast<std::size_t>(i)].stop();
+    const std::uint64_t at_stop = probes[static_cast<std::size_t>(i)]->units.load();
+    std::this_thread::sleep_for(20us);
+    if (probes[static_cast<std::size_t>(i)]->units.load() != at_stop) still_after_stop = false;
+  }
+  const coop::cooperator_stats s = pool.stats();
+  pool.stop();
+  guard.reset();
+  r.join();
+  BOOST_CHECK(ok_after_pause.load());
+  BOOST_CHECK(still_after_stop);
+  BOOST_CHECK_EQUAL(finished.load(), n);
+  BOOST_CHECK_GT(s.moved_in, 0u);
+  BOOST_CHECK_EQUAL(s.moved_in, s.moved_out);
+  BOOST_TEST_MESSAGE("tasks moved: " << s.moved_in);
+  for (const auto& p : probes) {
+    BOOST_CHECK(!p->overlapped.load());
+    BOOST_CHECK_GT(p->units.load(), 0u);
+  }
+  std::uint64_t units = 0;
+  for (const auto& p : probes) units += p->units.load();
+  BOOST_CHECK_EQUAL(pool.stats().units, units);
+}

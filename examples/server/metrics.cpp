@@ -119,6 +119,11 @@ std::string render_metrics(const coop::cooperator_pool& pool, const std::vector<
                  [](const auto& s) { return s.finished; });
   per_cooperator("coop_cooperator_stalls_total", "counter", "Units reported by the stall detector.",
                  [](const auto& s) { return s.stalls; });
+  per_cooperator("coop_cooperator_moved_in_tasks_total", "counter",
+                 "Runnable tasks taken from other members while this one had none (work stealing).",
+                 [](const auto& s) { return s.moved_in; });
+  per_cooperator("coop_cooperator_moved_out_tasks_total", "counter", "Tasks given to other members.",
+                 [](const auto& s) { return s.moved_out; });
   header(out, "coop_cooperator_tasks", "gauge", "Unfinished tasks, by placement.");
   for (std::size_t i = 0; i < cs.size(); ++i) {
     const std::string c = "cooperator=\"" + std::to_string(i) + "\",state=";

@@ -26,7 +26,10 @@ namespace coop {
 namespace asio = boost::asio;
 
 /// Several cooperators ("members") sharing one task set: a new task joins the member with
-/// the fewest unfinished tasks, and runs there. Each member runs its ticks on its own
+/// the fewest unfinished tasks. When a member's tick ends with runnable tasks to spare and
+/// another member has none, half of the spare ones move there (work stealing); a task
+/// moves only between its turns, with its pause count, shares, stats and waiters, and its
+/// handle reaches it wherever it is. Each member runs its ticks on its own
 /// strand of the pool's executor, so with the context run by `size` threads up to `size`
 /// units run at once; order is Twisted's within a member, not across members. Tasks are
 /// numbered per pool ("task-1", "task-2", ... in the order they were added). Every rule of

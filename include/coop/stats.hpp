@@ -42,6 +42,10 @@ struct cooperator_stats {
   std::uint64_t finished = 0;       ///< tasks finished since construction
   std::chrono::nanoseconds busy{};  ///< time in ticks running units
   std::uint64_t stalls = 0;         ///< units reported by the stall detector
+  /// A cooperator_pool's member: runnable tasks it took from other members when it had
+  /// none (work stealing), and tasks it gave them. Summed over a pool, the two are equal.
+  std::uint64_t moved_in = 0;
+  std::uint64_t moved_out = 0;  ///< see moved_in
 };
 
 /// A unit that has run longer than cooperator_options::stall_threshold, reported while it

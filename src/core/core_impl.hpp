@@ -68,6 +68,14 @@ inline const std::exception_ptr operation_aborted_exception =
 
 
 class context_service;
+class core_impl;
+
+/// The members of a cooperator pool as each member's core sees them: where a task that
+/// moved is now (task_base::member_ indexes it). Weak: a member's core may be gone while
+/// a handle of a task that moved away from it is alive (the task has finished then).
+struct pool_links {
+  std::vector<std::weak_ptr<core_impl>> cores;
+};
 
 class core_impl final : public cooperator_core, public std::enable_shared_from_this<core_impl> {
 public:
@@ -140,6 +148,18 @@ public:
   /// Admission goes by `budget`, shared with the other members of a pool (max_active
   /// across the pool), instead of this core's own max_active_. Before the first task.
   void admit_by(std::shared_ptr<admission_budget> budget) noexcept { budget_ = std::move(budget); }
+  /// This core is member `index` of a pool whose members are `links`: its tasks may move
+  /// to an idle member at the end of its ticks, and tasks move in from the others
+  /// (task_moves.cpp). Before the first task.
+  void join_pool(std::shared_ptr<const pool_links> links, std::uint16_t index) noexcept {
+    pool_ = std::move(links);
+    member_index_ = index;
+  }
+  /// Tasks moved in less tasks moved out (a pool places new tasks by unfinished counts).
+  std::int64_t moved_net() const noexcept {
+    return static_cast<std::int64_t>(moved_in_.load(std::memory_order_relaxed)) -
+           static_cast<std::int64_t>(moved_out_.load(std::memory_order_relaxed));
+  }
 
 private:
   class lock;
@@ -169,6 +189,32 @@ private:
   /// After a control word change from another thread: waits while a unit of `t`, decided
   /// before the change, is still running, so no unit of `t` starts after the caller returns.
   void wait_out_unit(const task_base& t) const noexcept;
+
+  // ---- a pool's moves (task_moves.cpp) ----
+  /// The core that holds a task, and a reference that keeps it alive while it is asked.
+  struct holder {
+    core_impl* core;
+    std::shared_ptr<core_impl> keep;
+  };
+  /// Whether `t` is this core's (always outside a pool). Stable while this core's lock is
+  /// held: a move takes the locks of both members.
+  bool holds(const task_base& t) const noexcept {
+    return !pool_ || t.member_.load(std::memory_order_seq_cst) == member_index_;
+  }
+  /// The core holding `t` now; null core when that member is gone (its tasks finished).
+  holder holder_of(const task_base& t) noexcept;
+  holder member(std::uint16_t index) noexcept;
+  /// Passes a request for a task that moved away to the member holding it; false when
+  /// that member is gone (the task has finished: the request is this core's to apply).
+  bool forward(request what, task_base& t, waiter_base* w, std::uint64_t waiter_id) noexcept;
+  /// wait_out_unit() on whichever member runs `t`, following it if it moves meanwhile.
+  void wait_out_unit_anywhere(const task_base& t) noexcept;
+  /// The end of a tick with tasks to spare: half of them move to a member with none
+  /// runnable whose lock is free.
+  void donate() noexcept;
+  /// Moves up to `count` runnable tasks (not paused, not awaiting) to `thief`, both locks
+  /// held; returns how many moved.
+  std::size_t move_tasks_to(core_impl& thief, std::size_t count) noexcept;
   /// Publishes `t` as about to run, then reads its control word: true if it may run.
   /// `fences`: asymmetric_fences_ (passed in so the hot loop can keep it in a register).
   bool claim(task_base& t, bool fences) noexcept {
@@ -177,7 +223,8 @@ private:
   /// The task whose unit is running (the lock holder's view).
   task_base* current() const noexcept { return running_task_.load(std::memory_order_relaxed); }
   /// Applies `what` now if this thread can take the lock, else leaves it in the inbox.
-  void apply_or_queue(request what, task_base& t, waiter_base* w = nullptr) noexcept;
+  /// `waiter_id`: a forwarded cancel_waiter's (its waiter is never read then).
+  void apply_or_queue(request what, task_base& t, waiter_base* w = nullptr, std::uint64_t waiter_id = 0) noexcept;
   void apply(request what, task_base& t, waiter_base* w) noexcept;
   /// Room in both rings for one more task. Throws when out of memory, nothing changed.
   void reserve_room();
@@ -338,6 +385,11 @@ private:
   std::uint32_t tasks_added_ = 0;     // numbers the tasks: the N of "task-N"
   std::shared_ptr<std::atomic<std::uint32_t>> shared_numbers_;  // a pool's count instead
   std::shared_ptr<admission_budget> budget_;  // a pool's max_active instead of max_active_
+  std::shared_ptr<const pool_links> pool_;    // a pool's members, when this core is one
+  std::uint16_t member_index_ = 0;            // which one
+  // Tasks moved in and out (stats); written under the lock, relaxed load and store.
+  std::atomic<std::uint64_t> moved_in_{0};
+  std::atomic<std::uint64_t> moved_out_{0};
   // Unfinished tasks whose shares are not the default: while there are none, units mode
   // is exactly round-robin and the tick takes its fast path. Kept under the lock
   // (recount_shares()), so retiring a task costs no atomic read-modify-write.

@@ -51,9 +51,16 @@ void core_impl::after_unlock() noexcept {
   }
 }
 
-void core_impl::apply_or_queue(request what, task_base& t, waiter_base* w) noexcept {
+void core_impl::apply_or_queue(request what, task_base& t, waiter_base* w, std::uint64_t waiter_id) noexcept {
+  // A cancellation forwarded from another member names its wait by id: the wait may have
+  // completed and been freed, so it is looked for, never read (cancel_parked).
+  if (what == request::cancel_waiter && waiter_id == 0) waiter_id = w->id_;
+  const auto apply_here = [&] {
+    if (what == request::cancel_waiter) cancel_parked(t, w, waiter_id);
+    else apply(what, t, w);
+  };
   if (this_thread_holds(this)) {
-    apply(what, t, w);
+    apply_here();
     return;
   }
   if (mutex_.try_lock()) {
@@ -61,16 +68,16 @@ void core_impl::apply_or_queue(request what, task_base& t, waiter_base* w) noexc
     // Requests left earlier go first: a cancellation must not overtake the parking of
     // its own wait (it would find nothing to cancel, and the wait would stay parked).
     drain_inbox();
-    apply(what, t, w);
+    apply_here();
     return;
   }
   try {
     std::lock_guard l(inbox_mutex_);
-    inbox_.push_back({what, task_ptr(&t), w, w ? w->id_ : 0});
+    inbox_.push_back({what, task_ptr(&t), w, waiter_id});
   } catch (...) {
     // Out of memory for the inbox: wait for the lock instead.
     lock l(*this);
-    apply(what, t, w);
+    apply_here();
     return;
   }
   interrupt_.fetch_or(inbox_bit, std::memory_order_seq_cst);
@@ -94,6 +101,8 @@ void core_impl::drain_inbox() noexcept {
 }
 
 void core_impl::cancel_parked(task_base& t, const waiter_base* w, std::uint64_t id) noexcept {
+  // A task that moved to another member has its waiters there.
+  if (!holds(t) && forward(request::cancel_waiter, t, const_cast<waiter_base*>(w), id)) return;
   for (waiter_base* p = t.waiters_; p; p = p->next_)
     if (p == w && p->id_ == id) {
       apply(request::cancel_waiter, t, p);
@@ -103,6 +112,8 @@ void core_impl::cancel_parked(task_base& t, const waiter_base* w, std::uint64_t 
 }
 
 void core_impl::apply(request what, task_base& t, waiter_base* w) noexcept {
+  // A task that moved to another member meanwhile: the request is that member's.
+  if (!holds(t) && forward(what, t, w, what == request::cancel_waiter ? w->id_ : 0)) return;
   switch (what) {
     case request::update_placement:
       update_placement(t);

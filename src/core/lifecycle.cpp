@@ -69,6 +69,7 @@ core_impl::~core_impl() {
 }
 
 void core_impl::add(task_base& t) {
+  t.member_.store(member_index_, std::memory_order_relaxed);  // before anyone can see it
   std::optional<lock> l;
   if (this_thread_holds(this)) l.emplace(*this);
   else if (mutex_.try_lock()) l.emplace(*this, std::adopt_lock);

@@ -88,6 +88,13 @@ public:
   void end_walk() noexcept { sync(); }
   /// Some task (stop() takes them all, one at a time).
   task_base* any() noexcept;
+  /// Offers the tasks from the back of the slots to `take(task)` until it returns true
+  /// `count` times; one it takes it unlinks (which leaves a hole, and moves no slot).
+  template <class Take> void offer_from_end(std::size_t count, Take& take) noexcept {
+    sync();
+    for (std::size_t i = slots_.size(); i-- > 0 && count != 0;)
+      if (task_base* t = slots_[i]; t && take(*t)) --count;
+  }
 
 private:
   // The ring may grow to `growth` times the live tasks before its holes are closed: a

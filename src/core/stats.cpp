@@ -49,6 +49,8 @@ cooperator_stats core_impl::stats() const noexcept {
   s.finished = finished_.load(std::memory_order_relaxed);
   s.busy = std::chrono::nanoseconds(busy_ns_.load(std::memory_order_relaxed));
   s.stalls = stalls_.load(std::memory_order_relaxed);
+  s.moved_in = moved_in_.load(std::memory_order_relaxed);
+  s.moved_out = moved_out_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -58,14 +58,25 @@ boost::system::error_code core_impl::pause(task_base& t) noexcept {
   // The runner checks control_ before every unit, so no new unit starts from here on.
   // The task leaves the run order lazily: the runner parks it when its turn comes (or a
   // resume moves it to the end first), so a pause costs no lock.
-  if (control::pauses(c) == 0) wait_out_unit(t);
+  if (control::pauses(c) == 0) wait_out_unit_anywhere(t);
   return {};
 }
 
 boost::system::error_code core_impl::resume(task_base& t) noexcept {
+  if (!holds(t)) {
+    // A pool moved the task: the member holding it relinks it.
+    holder h = holder_of(t);
+    if (h.core && h.core != this) return h.core->resume(t);
+  }
   const bool held = this_thread_holds(this);
   std::optional<lock> l;
-  if (!held && mutex_.try_lock()) l.emplace(*this, std::adopt_lock);
+  if (!held && mutex_.try_lock()) {
+    l.emplace(*this, std::adopt_lock);
+    if (!holds(t)) {  // moved between the check above and the lock
+      l.reset();
+      return resume(t);
+    }
+  }
   const bool locked = held || l;
   // Without the lock (a tick holds it) the requeue bit keeps the runner from running the
   // task where a lazy pause left it; the runner or the inbox moves it to the end.
@@ -85,7 +96,7 @@ boost::system::error_code core_impl::resume(task_base& t) noexcept {
 
 boost::system::error_code core_impl::stop(task_base& t) noexcept {
   if (!try_finish(t, run_state::stopped)) return finished_error(control::state(t.control_.load(std::memory_order_acquire)));
-  wait_out_unit(t);
+  wait_out_unit_anywhere(t);
   apply_or_queue(request::update_placement, t);
   return {};
 }

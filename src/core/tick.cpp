@@ -239,6 +239,8 @@ void core_impl::run_tick() noexcept {
   in_tick_ = false;
   drain_inbox();
   unit_just_ended_ = nullptr;
+  // A pool's member with tasks to spare gives some to an idle member (task_moves.cpp).
+  if (pool_ && policy_.size() >= 2 && !stopped_ && running_.load(std::memory_order_relaxed)) donate();
   if (running_.load(std::memory_order_relaxed) && !policy_.empty()) {
     try {
       schedule_tick(true);

@@ -68,6 +68,13 @@ public:
 
   void forget_awaited() noexcept override { signal_.slot().clear(); }
 
+  void moved_to(const std::shared_ptr<cooperator_core>& core) noexcept override {
+    core_ = core.get();
+    // A reference taken by an earlier await is for the member it ran on: what is in
+    // flight from that await (a completion that resumes nothing) now reports here.
+    if (core_keep_) core_keep_ = core;
+  }
+
   asio::cancellation_signal signal_;
   cooperator_core* core_ = nullptr;  // set by make_task; what the awaits report to
   // Set by the first await: the operation's completion, and a cancellation posted for it,

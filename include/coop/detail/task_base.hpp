@@ -112,6 +112,9 @@ public:
   /// Coroutine work whose pending operation is gone without completing: no cancellation
   /// may reach it any more.
   virtual void forget_awaited() noexcept {}
+  /// A cooperator pool moved the task (not running, not awaiting) to the member whose core
+  /// is `core`; coroutine work reports its later awaits there.
+  virtual void moved_to(const std::shared_ptr<cooperator_core>& core) noexcept { (void)core; }
 
   /// State and pause count (see namespace control); any thread.
   std::atomic<std::uint32_t> control_{0};
@@ -138,20 +141,25 @@ public:
   // the lock, with relaxed stores (plain stores on x86; a seq_cst store is a locked
   // exchange, which a pause+resume would pay twice).
   std::atomic<task_place> place_{task_place::none};
-  bool retired_ = false;                    // finished and gone from the cooperator
   std::atomic<bool> awaiting_{false};        // coroutine work: waiting on an operation
+  // One byte of flags, all written under the lock (or before the task is added).
+  bool retired_ : 1 = false;                 // finished and gone from the cooperator
   // Set when the task joins the run order; its next weighted turn drops the credit it
   // had (time away from the run order earns nothing).
-  bool rejoined_ = true;
+  bool rejoined_ : 1 = true;
   // Callable work: whether the work object is alive (callable_task.hpp keeps it in raw
   // storage: with a flag of its own, a 16-byte work would cost 8 more bytes per task).
-  bool work_alive_ = false;
+  bool work_alive_ : 1 = false;
   // Counted in the core's weighted_tasks_ (unfinished, shares not the default).
   bool counted_weighted_ : 1 = false;
   // Counted in the core's waiting_parked_ (parked while its coroutine awaits an operation).
   bool counted_waiting_ : 1 = false;
   // Holds one of a pool's admission places (admission_budget, max_active across members).
   bool holds_place_ : 1 = false;
+  /// Which member of a cooperator pool holds the task (0 outside a pool). Changed only by
+  /// a move between members, which holds both members' locks; read by the task's handle
+  /// to find the member to ask (task_moves.cpp).
+  std::atomic<std::uint16_t> member_{0};
   /// Shares, 1..10000; stored by set_shares() from any thread, counted under the lock.
   std::atomic<std::uint16_t> shares_{shares_word::standard};
 
