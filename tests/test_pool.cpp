@@ -539,15 +539,20 @@ BOOST_AUTO_TEST_CASE(an_idle_member_takes_half_of_a_busy_members_tasks) {
   for (int i = 0; i < 20; ++i) ctx.poll_one();
   const auto resumed = units_of(left);
   for (std::size_t i = 0; i < left.size(); ++i) BOOST_CHECK_GT(resumed[i], paused_at[i]);
-  int completed = 0;
+  // A handler without an executor of its own runs on the strand of the member the task
+  // finished on: the two moved tasks' on member 1's, though their handles are member 0's.
+  int completed = 0, on_member_1 = 0;
   for (auto& t : left)
     t.when_done([&](std::exception_ptr ep) {
       BOOST_CHECK_EQUAL(kind(ep), kind<coop::task_stopped>());
       ++completed;
+      on_member_1 += pool.member_executor(1).running_in_this_thread();
+      BOOST_CHECK(pool.member_executor(0).running_in_this_thread() || pool.member_executor(1).running_in_this_thread());
     });
   for (auto& t : left) t.stop();
   ctx.poll();
   BOOST_CHECK_EQUAL(completed, 4);
+  BOOST_CHECK_EQUAL(on_member_1, 2);
   BOOST_CHECK(states(left) == (state_list{stopped, stopped, stopped, stopped}));
   BOOST_CHECK(unfinished_by_member(pool) == (counts{0, 0}));
   BOOST_CHECK_EQUAL(pool.member_stats(0).finished + pool.member_stats(1).finished, 8u);

@@ -34,7 +34,7 @@ namespace asio = boost::asio;
 /// units run at once; order is Twisted's within a member, not across members. Tasks are
 /// numbered per pool ("task-1", "task-2", ... in the order they were added). Every rule of
 /// cooperative_task holds for a pool's tasks; a when_done handler without an associated
-/// executor runs on the strand of the task's member.
+/// executor runs on the strand of the member the task finished on.
 ///
 /// @par Thread Safety
 /// Every member function but the destructor may be called from any thread at any time,

@@ -10,7 +10,7 @@ void core_impl::deliver(waiter_base& w, std::exception_ptr result) noexcept {
     w.destroy();
     return;
   }
-  if (w.complete(std::move(result))) return;
+  if (w.complete(std::move(result), *this)) return;
   // Out of memory: keep it and post it again later (next lock release, or the watchdog).
   w.prev_ = nullptr;
   w.next_ = undelivered_;

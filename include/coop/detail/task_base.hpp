@@ -53,9 +53,10 @@ public:
   /// freed (its address reused) by the time the inbox is applied.
   std::uint64_t id_ = 0;
   /// Hands the result to the handler's executor (posted, never inline). Called under the
-  /// core's lock, after unlinking. Returns false when posting failed for lack of memory:
-  /// the op is untouched and the caller keeps it (result in result_) to try again.
-  virtual bool complete(std::exception_ptr result) noexcept = 0;
+  /// lock of `by`, the core delivering it (in a pool, the member the task finished on),
+  /// after unlinking. Returns false when posting failed for lack of memory: the op is
+  /// untouched and the caller keeps it (result in result_) to try again.
+  virtual bool complete(std::exception_ptr result, cooperator_core& by) noexcept = 0;
   std::exception_ptr result_;  // kept while a completion waits to be posted again
   /// Destroys the op without invoking it (execution context shutting down).
   virtual void destroy() noexcept = 0;

@@ -55,9 +55,16 @@ protected:
   ~waiter_base_for() = default;
 };
 
+/// What asio::associated_executor gives for a handler without an executor of its own.
+struct no_associated_executor {};
+
 template <class Handler, class Value = void>
 class when_done_op final : public waiter_base_for<when_done_op<Handler, Value>, Value> {
   using handler_executor = asio::associated_executor_t<Handler, cooperator_core::executor_type>;
+  // No executor of its own: the completion runs on the strand of the cooperator that
+  // delivers it (in a pool, the member the task finished on, wherever it was waited for).
+  static constexpr bool on_deliverers_strand =
+      std::is_same_v<asio::associated_executor_t<Handler, no_associated_executor>, no_associated_executor>;
   using work_type = tracked_work<handler_executor>;  // outstanding work, either executor model
   using work_executor = typename work_type::executor_type;
   using allocator_type = typename std::allocator_traits<
@@ -99,7 +106,7 @@ public:
         stops_task_(stops_task),
         value_(source) {}
 
-  bool complete(std::exception_ptr result) noexcept override {
+  bool complete(std::exception_ptr result, [[maybe_unused]] cooperator_core& by) noexcept override {
     if constexpr (!std::is_void_v<Value>) {
       if (!value_.value && !decide_value(result)) {
         // The work may still change: completed again by redeliver_value(), after its unit.
@@ -110,7 +117,14 @@ public:
     }
     drop_guard guard(this);
     try {
-      send(completion(this, std::move(result)));
+      if constexpr (on_deliverers_strand) {
+        // A pool moved the task to another member: its strand, not the one waited on.
+        // (The work tracked stays the waited-on strand's: the same execution context.)
+        if (&by != core_.get()) post_into_strand(by.get_executor(), completion(this, std::move(result)), this, redeliver{this});
+        else send(completion(this, std::move(result)));
+      } else {
+        send(completion(this, std::move(result)));
+      }
     } catch (...) {
       // Out of memory. A dropped completion left the op and its result with us (its
       // destructor saw the guard): the caller keeps it to try again.
