@@ -325,6 +325,12 @@ json::array check_targets(const json::object& doc) {
     add("pool of 2 on 2 threads / 1 cooperator on 1 thread, units/s", num(o, "scaling"), ">=", 1.8, "x");
     add("pause+resume on a pool's task / on a cooperator's", num(o, "pause_resume_pool_ns") / num(o, "pause_resume_single_ns"),
         "<=", 1.5, "x");
+    if (o.contains("balance_jain")) {
+      add("pool balance: Jain's index of units per task, 400 tasks begun on one member", num(o, "balance_jain"), ">=",
+          0.95, "");
+      add("pool balance: the less busy member's share of the window", std::min(num(o, "balance_busy0"), num(o, "balance_busy1")),
+          ">=", 0.9, "");
+    }
   }
   return out;
 }
@@ -391,6 +397,10 @@ void print_pool(const json::object& doc) {
               num(o, "scaling"));
   std::printf("  pause+resume pair, 1,000 idle tasks: cooperator %.1f ns, pool of 2 %.1f ns\n",
               num(o, "pause_resume_single_ns"), num(o, "pause_resume_pool_ns"));
+  if (o.contains("balance_jain"))
+    std::printf("  balance, %lld tasks begun on member 0, 2 threads: Jain's index %.4f, busy %.1f%% / %.1f%%, %.0f moved\n",
+                static_cast<long long>(num(o, "balance_tasks")), num(o, "balance_jain"), 100 * num(o, "balance_busy0"),
+                100 * num(o, "balance_busy1"), num(o, "balance_moved"));
 }
 
 void print_all(json::object& doc, const settings& config) {

@@ -2,7 +2,7 @@
 // coop_bench (i) the cooperator pool: units per second of 1,000 tasks of ~10 us CPU-bound
 // units on a pool of two members with the io_context run by two threads, against one
 // cooperator on one thread; and a pause+resume pair on a pool's task against one on a
-// cooperator's.
+// cooperator's; and the balance work stealing brings to tasks that all start on one member.
 #include "bench.hpp"
 
 #include <coop/coop.hpp>
@@ -14,6 +14,7 @@ namespace bench {
 namespace {
 
 constexpr std::size_t pool_tasks = 1'000;
+constexpr std::size_t balance_tasks = 400;
 
 struct busy_forever {
   std::uint32_t steps;
@@ -58,6 +59,41 @@ template <class Scheduler> double pause_resume_ns(Scheduler& s, int pairs) {
   return ns;
 }
 
+// Balance: `tasks` tasks all on member 0 of a pool of two (as many were placed on member 1
+// and stopped before the context ran), then `window` of running on two threads from the
+// start: Jain's index of the units each task ran, and each member's busy time over the
+// window. Work stealing has to even the members out; without it, member 1 idles.
+struct balance_result {
+  double jain;
+  double busy0, busy1;  // fractions of the window
+  std::uint64_t moved;
+};
+balance_result balance(std::size_t tasks, std::uint32_t steps, std::chrono::milliseconds window) {
+  asio::io_context io;
+  coop::cooperator_pool pool(io, 2, {.slice = std::chrono::milliseconds(1)});
+  std::vector<coop::cooperative_task> all, kept;
+  for (std::size_t i = 0; i < 2 * tasks; ++i) all.push_back(pool.cooperate(busy_forever{steps, i + 1}));
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (i % 2) all[i].stop();  // an idle pool deals tasks out in turn: these went to member 1
+    else kept.push_back(all[i]);
+  }
+  const auto busy = [&](std::size_t m) { return pool.member_stats(m).busy; };
+  const auto b0 = busy(0), b1 = busy(1);
+  std::vector<std::thread> runners;
+  const auto t0 = clock::now();
+  for (int i = 0; i < 2; ++i) runners.emplace_back([&io] { io.run(); });
+  std::this_thread::sleep_for(window);
+  std::vector<std::uint64_t> units;
+  for (const auto& t : kept) units.push_back(t.stats().units);
+  const auto e0 = busy(0), e1 = busy(1);
+  const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  const std::uint64_t moved = pool.stats().moved_in;
+  pool.stop();
+  for (std::thread& t : runners) t.join();
+  const auto frac = [&](std::chrono::nanoseconds d) { return std::chrono::duration<double>(d).count() / seconds; };
+  return {jain_index(units), frac(e0 - b0), frac(e1 - b1), moved};
+}
+
 double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
@@ -70,7 +106,7 @@ void run_pool(const settings& config, json::object& out) {
   const std::uint32_t steps = calibrate_busy_steps(std::chrono::microseconds(10));
   const int runs = config.quick ? 1 : config.repetitions;
   const int pairs = config.quick ? 20'000 : 200'000;
-  std::vector<double> single, pooled, single_ctl, pooled_ctl;
+  std::vector<double> single, pooled, single_ctl, pooled_ctl, jain, busy0, busy1, moved;
   for (int r = 0; r < runs; ++r) {  // interleaved, so drifts of the machine hit both
     {
       asio::io_context io;
@@ -81,6 +117,13 @@ void run_pool(const settings& config, json::object& out) {
       asio::io_context io;
       coop::cooperator_pool p(io, 2, {.slice = std::chrono::milliseconds(1)});
       pooled.push_back(units_per_second(p, io, 2, steps, window));
+    }
+    {
+      const balance_result b = balance(balance_tasks, steps, window);
+      jain.push_back(b.jain);
+      busy0.push_back(b.busy0);
+      busy1.push_back(b.busy1);
+      moved.push_back(static_cast<double>(b.moved));
     }
     {
       asio::io_context io;
@@ -103,6 +146,11 @@ void run_pool(const settings& config, json::object& out) {
   o["scaling"] = median_of(single) > 0 ? median_of(pooled) / median_of(single) : 0.0;
   o["pause_resume_single_ns"] = median_of(single_ctl);
   o["pause_resume_pool_ns"] = median_of(pooled_ctl);
+  o["balance_tasks"] = balance_tasks;
+  o["balance_jain"] = median_of(jain);
+  o["balance_busy0"] = median_of(busy0);
+  o["balance_busy1"] = median_of(busy1);
+  o["balance_moved"] = median_of(moved);
   out["pool"] = std::move(o);
 }
 
