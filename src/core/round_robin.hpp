@@ -47,13 +47,10 @@ public:
   }
   /// Some runnable task, for stopping them all; null when none.
   task_base* any() noexcept { return ring_.any(); }
-  /// Offers the tasks from the end of the order (the furthest from their turn) to
-  /// `take(task)` until it has taken `count`; a task it takes, it must leave() (a pool
-  /// moves it to another member). Not during a tick's units.
-  template <class Take> void give_from_end(std::size_t count, Take&& take) noexcept {
-    held_ = nullptr;
-    ring_.offer_from_end(count, take);
-  }
+  /// Offers the runnable tasks, from the back of the ring, to `take(task)` until it has
+  /// taken `count`; a task it takes, it must leave() (a pool moves it to another member).
+  /// Not during a tick's units.
+  template <class Take> void give_from_end(std::size_t count, Take&& take) noexcept { ring_.offer_from_end(count, take); }
 
   /// The task whose turn comes next; null when none is runnable.
   task_base* next() noexcept { return ring_.next_in_round(); }

@@ -90,8 +90,11 @@ public:
   task_base* any() noexcept;
   /// Offers the tasks from the back of the slots to `take(task)` until it returns true
   /// `count` times; one it takes it unlinks (which leaves a hole, and moves no slot).
+  /// The holes are closed first: mid-round, [write_, read_) holds stale copies of tasks
+  /// already moved down, and a task offered twice would be taken twice.
   template <class Take> void offer_from_end(std::size_t count, Take& take) noexcept {
     sync();
+    if (read_ != write_) compact();
     for (std::size_t i = slots_.size(); i-- > 0 && count != 0;)
       if (task_base* t = slots_[i]; t && take(*t)) --count;
   }
