@@ -44,6 +44,35 @@ bool wait_for(const std::atomic<bool>& flag) {
   return true;
 }
 
+// What a task's units tell the test: whether two of them ever overlapped, and how many ran.
+struct probe {
+  std::atomic<int> inside{0};
+  std::atomic<bool> overlapped{false};
+  std::atomic<std::uint64_t> units{0};
+};
+
+// Work that records its units in `p` and does `spin` steps of work in each.
+auto probed(probe& p, int spin) {
+  return [&p, spin] {
+    if (p.inside.fetch_add(1) != 0) p.overlapped = true;
+    p.units.fetch_add(1, std::memory_order_relaxed);
+    for (int k = 0; k < spin; ++k) asm volatile("" ::: "memory");  // a little work
+    p.inside.fetch_sub(1);
+    return coop::step::more;
+  };
+}
+
+// No task's units overlapped, every task ran, and the pool counted the units they did.
+void check_probes(const std::vector<std::unique_ptr<probe>>& probes, const coop::cooperator_pool& pool) {
+  std::uint64_t units = 0;
+  for (const auto& p : probes) {
+    BOOST_CHECK(!p->overlapped.load());
+    BOOST_CHECK_GT(p->units.load(), 0u);
+    units += p->units.load();
+  }
+  BOOST_CHECK_EQUAL(pool.stats().units, units);
+}
+
 }  // namespace
 
 // Two tasks on two members: each one's first unit waits until the other's has begun. It
@@ -76,11 +105,6 @@ BOOST_AUTO_TEST_CASE(control_from_other_threads_while_members_run) {
   asio::io_context io;
   auto guard = asio::make_work_guard(io);
   coop::cooperator_pool pool(io, 2, {.slice = 200us});
-  struct probe {
-    std::atomic<int> inside{0};
-    std::atomic<bool> overlapped{false};
-    std::atomic<std::uint64_t> units{0};
-  };
   constexpr int n = 16;
   std::vector<std::unique_ptr<probe>> probes;
   std::vector<coop::cooperative_task> tasks;
@@ -88,13 +112,7 @@ BOOST_AUTO_TEST_CASE(control_from_other_threads_while_members_run) {
   for (int i = 0; i < n; ++i) {
     probes.push_back(std::make_unique<probe>());
     probe& p = *probes.back();
-    tasks.push_back(pool.cooperate([&p] {
-      if (p.inside.fetch_add(1) != 0) p.overlapped = true;
-      p.units.fetch_add(1, std::memory_order_relaxed);
-      for (int k = 0; k < 200; ++k) asm volatile("" ::: "memory");  // a little work
-      p.inside.fetch_sub(1);
-      return coop::step::more;
-    }));
+    tasks.push_back(pool.cooperate(probed(p, 200)));
     tasks.back().when_done([&finished](std::exception_ptr) { finished.fetch_add(1); });
   }
   runners r(io, 3);
@@ -134,13 +152,7 @@ BOOST_AUTO_TEST_CASE(control_from_other_threads_while_members_run) {
   BOOST_CHECK(still_after_pause);
   BOOST_CHECK(still_after_stop);
   BOOST_CHECK_EQUAL(finished.load(), n);
-  for (const auto& p : probes) {
-    BOOST_CHECK(!p->overlapped.load());
-    BOOST_CHECK_GT(p->units.load(), 0u);
-  }
-  std::uint64_t units = 0;
-  for (const auto& p : probes) units += p->units.load();
-  BOOST_CHECK_EQUAL(pool.stats().units, units);
+  check_probes(probes, pool);
 }
 
 // max_active across the members while both run on their own threads and places pass
@@ -185,11 +197,6 @@ BOOST_AUTO_TEST_CASE(moves_race_control_from_other_threads) {
   asio::io_context io;
   auto guard = asio::make_work_guard(io);
   coop::cooperator_pool pool(io, 2, {.slice = 100us});
-  struct probe {
-    std::atomic<int> inside{0};
-    std::atomic<bool> overlapped{false};
-    std::atomic<std::uint64_t> units{0};
-  };
   constexpr int n = 24;
   std::vector<std::unique_ptr<probe>> probes;
   std::vector<coop::cooperative_task> tasks, fillers;
@@ -197,13 +204,7 @@ BOOST_AUTO_TEST_CASE(moves_race_control_from_other_threads) {
   for (int i = 0; i < n; ++i) {
     probes.push_back(std::make_unique<probe>());
     probe& p = *probes.back();
-    tasks.push_back(pool.cooperate([&p] {
-      if (p.inside.fetch_add(1) != 0) p.overlapped = true;
-      p.units.fetch_add(1, std::memory_order_relaxed);
-      for (int k = 0; k < 100; ++k) asm volatile("" ::: "memory");
-      p.inside.fetch_sub(1);
-      return coop::step::more;
-    }));
+    tasks.push_back(pool.cooperate(probed(p, 100)));
     tasks.back().when_done([&finished](std::exception_ptr) { finished.fetch_add(1); });
     fillers.push_back(pool.cooperate([] { return coop::step::more; }));
   }
@@ -250,11 +251,5 @@ BOOST_AUTO_TEST_CASE(moves_race_control_from_other_threads) {
   BOOST_CHECK_GT(s.moved_in, 0u);
   BOOST_CHECK_EQUAL(s.moved_in, s.moved_out);
   BOOST_TEST_MESSAGE("tasks moved: " << s.moved_in);
-  for (const auto& p : probes) {
-    BOOST_CHECK(!p->overlapped.load());
-    BOOST_CHECK_GT(p->units.load(), 0u);
-  }
-  std::uint64_t units = 0;
-  for (const auto& p : probes) units += p->units.load();
-  BOOST_CHECK_EQUAL(pool.stats().units, units);
+  check_probes(probes, pool);
 }
