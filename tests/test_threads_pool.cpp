@@ -62,6 +62,20 @@ auto probed(probe& p, int spin) {
   };
 }
 
+// Stops tasks [first, last) one by one; true if none ran a unit in the `quiet` after its
+// stop() returned.
+bool stop_and_check_still(std::vector<coop::cooperative_task>& tasks, const std::vector<std::unique_ptr<probe>>& probes,
+                          std::size_t first, std::size_t last, std::chrono::microseconds quiet) {
+  bool still = true;
+  for (std::size_t i = first; i < last; ++i) {
+    tasks[i].stop();
+    const std::uint64_t at_stop = probes[i]->units.load();
+    std::this_thread::sleep_for(quiet);
+    if (probes[i]->units.load() != at_stop) still = false;
+  }
+  return still;
+}
+
 // No task's units overlapped, every task ran, and the pool counted the units they did.
 void check_probes(const std::vector<std::unique_ptr<probe>>& probes, const coop::cooperator_pool& pool) {
   std::uint64_t units = 0;
@@ -127,7 +141,7 @@ BOOST_AUTO_TEST_CASE(control_from_other_threads_while_members_run) {
       for (const auto& t : tasks) (void)t.stats();
     }
   });
-  bool still_after_pause = true, still_after_stop = true;
+  bool still_after_pause = true;
   for (int round = 0; round < 200; ++round) {
     coop::cooperative_task& t = tasks[static_cast<std::size_t>(round % (n / 2))];
     probe& p = *probes[static_cast<std::size_t>(round % (n / 2))];
@@ -137,12 +151,7 @@ BOOST_AUTO_TEST_CASE(control_from_other_threads_while_members_run) {
     if (p.units.load() != at_pause) still_after_pause = false;
     t.resume();
   }
-  for (int i = n / 2; i < n; ++i) {
-    tasks[static_cast<std::size_t>(i)].stop();
-    const std::uint64_t at_stop = probes[static_cast<std::size_t>(i)]->units.load();
-    std::this_thread::sleep_for(50us);
-    if (probes[static_cast<std::size_t>(i)]->units.load() != at_stop) still_after_stop = false;
-  }
+  const bool still_after_stop = stop_and_check_still(tasks, probes, n / 2, n, 50us);
   pool.stop();
   done = true;
   reader.join();
@@ -234,13 +243,7 @@ BOOST_AUTO_TEST_CASE(moves_race_control_from_other_threads) {
   std::thread a(control, 0, 2), b(control, 1, 2);
   a.join();
   b.join();
-  bool still_after_stop = true;
-  for (int i = 0; i < n; ++i) {
-    tasks[static_cast<std::size_t>(i)].stop();
-    const std::uint64_t at_stop = probes[static_cast<std::size_t>(i)]->units.load();
-    std::this_thread::sleep_for(20us);
-    if (probes[static_cast<std::size_t>(i)]->units.load() != at_stop) still_after_stop = false;
-  }
+  const bool still_after_stop = stop_and_check_still(tasks, probes, 0, n, 20us);
   const coop::cooperator_stats s = pool.stats();
   pool.stop();
   guard.reset();
