@@ -51,6 +51,10 @@ std::size_t pool_members::place() noexcept {
       return i;
     }
   }
+  if (const std::size_t pinned = pinned_.load(std::memory_order_relaxed); pinned < members_.size()) {
+    members_[pinned].placed->fetch_add(1, std::memory_order_relaxed);
+    return pinned;
+  }
   // Unfinished = placed + moved in - moved out - finished: each count is current without
   // the member's lock (its stats' counts by placement are published only as its ticks
   // end). Ties go to the lowest index, so an idle pool deals tasks out in turn.

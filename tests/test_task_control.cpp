@@ -43,6 +43,7 @@ using coop_test::expect;
 using coop_test::forever;
 using coop_test::log_type;
 using coop_test::recorder;
+using coop_test::in_promised_order;
 
 namespace {
 
@@ -188,7 +189,9 @@ BOOST_AUTO_TEST_CASE(pause_stops_units_and_resume_restarts_them) {
   BOOST_TEST_REQUIRE(ctx.poll_one() == 1u);
   BOOST_TEST(log == expect("A1"), boost::test_tools::per_element());
   a.pause();
-  for (int i = 0; i < 3; ++i) BOOST_TEST_REQUIRE(ctx.poll_one() == 1u);
+  // Three of B's units (three ticks on one cooperator; on a pool of two, B has moved and
+  // the members' ticks interleave), none of A's.
+  for (int i = 0; i < 100 && log.size() < 4; ++i) BOOST_TEST_REQUIRE(ctx.poll_one() == 1u);
   BOOST_TEST(log == expect("A1 B1 B2 B3"), boost::test_tools::per_element());
   a.resume();
   auto a_done = watch(a);
@@ -268,10 +271,17 @@ BOOST_AUTO_TEST_CASE(after_pause_returns_no_new_unit_of_that_task_starts) {
     });
     task_c = c.cooperate(recorder(log, "C", 3));
     drain(ctx);
-    BOOST_TEST(log == expect("A1 B1 A2 B2 A3 B3"), boost::test_tools::per_element());
+    // No unit of C after B1 paused it. On one cooperator that was C's next turn, so C ran
+    // none; on a pool of two, C may have moved and run a unit on the other member first.
+    const auto paused_at = std::find(log.begin(), log.end(), "B1");
+    BOOST_TEST_REQUIRE((paused_at != log.end()));
+    BOOST_TEST(std::none_of(paused_at, log.end(), [](const std::string& u) { return u.front() == 'C'; }));
+    if (coop_test::one_order_across_tasks())
+      BOOST_TEST(log == expect("A1 B1 A2 B2 A3 B3"), boost::test_tools::per_element());
     task_c->resume();
     drain(ctx);
-    BOOST_TEST(log == expect("A1 B1 A2 B2 A3 B3 C1 C2 C3"), boost::test_tools::per_element());
+    BOOST_TEST(in_promised_order(log) == in_promised_order(expect("A1 B1 A2 B2 A3 B3 C1 C2 C3")),
+               boost::test_tools::per_element());
   }
   {
     // A task that pauses itself runs no further unit, even as the only runnable task in a
@@ -498,7 +508,8 @@ BOOST_AUTO_TEST_CASE(a_throwing_unit_fails_only_its_task) {
   auto d_done = watch(d);
   BOOST_CHECK_NO_THROW(ioc.run_for(30s));   // nothing escapes run()
   BOOST_TEST(ioc.stopped());
-  BOOST_TEST(log == expect("A1 B1 C1 A2 B2 C2 B3 C3 B4 C4"), boost::test_tools::per_element());
+  BOOST_TEST(in_promised_order(log) == in_promised_order(expect("A1 B1 C1 A2 B2 C2 B3 C3 B4 C4")),
+             boost::test_tools::per_element());
 
   BOOST_TEST(a_done->calls == 1);
   BOOST_TEST_REQUIRE(static_cast<bool>(a_done->error));
@@ -692,7 +703,7 @@ BOOST_AUTO_TEST_CASE(an_empty_std_function_is_rejected_and_changes_nothing) {
     std::function<coop::step()> b_work = recorder(log, "B", 2);
     auto b = c.cooperate(b_work);   // a non-empty std::function is fine
     drain(ctx);
-    BOOST_TEST(log == expect("A1 B1 A2 B2"), boost::test_tools::per_element());
+    BOOST_TEST(in_promised_order(log) == in_promised_order(expect("A1 B1 A2 B2")), boost::test_tools::per_element());
     BOOST_TEST(ctx.queued() == 0u);
     BOOST_TEST(ctx.outstanding_work() == 0u);
     BOOST_TEST(c.running());

@@ -161,6 +161,10 @@ public:
     return members_->member(member).get_executor();
   }
 
+protected:
+  /// The members themselves, for what extends the pool (tests pin placement with it).
+  detail::pool_members& members() noexcept { return *members_; }
+
 private:
   struct initiate_coiterate {
     std::shared_ptr<detail::pool_members> members;

@@ -51,6 +51,11 @@ public:
   void stop() noexcept;
   cooperator_stats stats() const noexcept;
 
+  /// From now on, every task added from outside the members' units joins `member`: the
+  /// others get tasks only by taking them. For tests that must see tasks move; `size()`
+  /// (out of range) goes back to placement by load.
+  void place_all_on(std::size_t member) noexcept { pinned_.store(member, std::memory_order_relaxed); }
+
 private:
   std::size_t place() noexcept;
   void unplace(std::size_t i) noexcept;
@@ -63,6 +68,7 @@ private:
   };
   asio::any_io_executor executor_;
   std::vector<entry> members_;
+  std::atomic<std::size_t> pinned_{static_cast<std::size_t>(-1)};
 };
 
 }  // namespace coop::detail
