@@ -558,6 +558,40 @@ BOOST_AUTO_TEST_CASE(an_idle_member_takes_half_of_a_busy_members_tasks) {
   BOOST_CHECK_EQUAL(pool.member_stats(0).finished + pool.member_stats(1).finished, 8u);
 }
 
+// A handle outlives its pool: the controls of a task that moved, asked of the member it
+// started on, find the member that held it gone and answer for the finished task.
+BOOST_AUTO_TEST_CASE(a_moved_tasks_handle_outlives_the_pool) {
+  manual_context ctx;
+  auto pool = std::make_unique<coop::cooperator_pool>(ctx, 2);
+  std::vector<coop::cooperative_task> all;
+  for (int i = 0; i < 4; ++i) all.push_back(pool->cooperate(forever()));
+  all[1].stop();
+  all[3].stop();
+  // No handle keeps member 1 alive past the pool: its tasks' go.
+  all[1] = coop::cooperative_task{};
+  all[3] = coop::cooperative_task{};
+  BOOST_REQUIRE(poll_until_runnable_on(ctx, *pool, 1, 10));
+  BOOST_REQUIRE(unfinished_by_member(*pool) == (counts{1, 1}));  // one of member 0's moved
+  all[0].pause();
+  all[2].pause();
+  pool.reset();
+  ctx.poll();
+  for (std::size_t i : {0u, 2u}) {
+    BOOST_TEST_CONTEXT("task " << i) {
+      BOOST_CHECK(all[i].state() == coop::task_state::scheduler_stopped);
+      BOOST_CHECK_NO_THROW(all[i].resume());  // finished while paused: the pause is taken back
+      BOOST_CHECK_EQUAL(coop_test::thrown_by([&] { all[i].resume(); }), kind<coop::not_paused>());
+      BOOST_CHECK_EQUAL(coop_test::thrown_by([&] { all[i].pause(); }), kind<coop::scheduler_stopped>());
+      BOOST_CHECK_EQUAL(coop_test::thrown_by([&] { all[i].stop(); }), kind<coop::scheduler_stopped>());
+      auto r = std::make_shared<coop_test::record>();
+      all[i].when_done(asio::bind_executor(ctx.get_executor(), coop_test::once_handler(r)));
+      ctx.poll();
+      CHECK_ONCE(r);
+      BOOST_CHECK_EQUAL(kind(r->result), kind<coop::scheduler_stopped>());
+    }
+  }
+}
+
 // A moved coroutine awaits its operations on the member that holds it now.
 BOOST_AUTO_TEST_CASE(a_moved_coroutine_awaits_where_it_is) {
   manual_context ctx;

@@ -72,7 +72,10 @@ boost::system::error_code core_impl::resume(task_base& t) noexcept {
   std::optional<lock> l;
   if (!held && mutex_.try_lock()) {
     l.emplace(*this, std::adopt_lock);
-    if (!holds(t)) {  // moved between the check above and the lock
+    // Moved between the check above and the lock: ask its member again. Unless that
+    // member is gone (the pool was destroyed), which finished the task: then only the
+    // pause count is left to change, here.
+    if (!holds(t) && holder_of(t).core) {
       l.reset();
       return resume(t);
     }
