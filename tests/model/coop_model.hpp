@@ -278,6 +278,17 @@ public:
     return true;
   }
 
+  // A pool of two runs its members' ticks interleaved, in an order of its choosing: the
+  // harness replays each unit coop ran. It may run only while the task is runnable (the
+  // cooperator running, the task admitted, unpaused, unfinished); then it runs as in a
+  // tick. Returns false when it may not.
+  bool follow_unit(int id) {
+    if (id < 0 || id >= static_cast<int>(tasks_.size()) || !running() || !on_list(id)) return false;
+    note("a unit in an order coop chose (a pool of two)");
+    run_unit(id);
+    return true;
+  }
+
   // ---- observation ----
   const std::vector<task>& tasks() const { return tasks_; }
   const std::vector<wait>& waits() const { return waits_; }

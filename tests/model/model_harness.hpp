@@ -82,9 +82,12 @@ enum class ending : std::uint8_t {
 struct sequence {
   bool started = true;
   std::size_t max_active = 0;   // cooperator_options::max_active (0: no limit)
-  // The tasks run on a cooperator_pool of one member instead of a cooperator: the same
-  // rules, with the pool's numbering and its admission budget for max_active.
-  bool pool = false;
+  // 0: the tasks run on a cooperator. 1: on a cooperator_pool of one member, the same
+  // rules with the pool's numbering and its admission budget for max_active. 2: on a pool
+  // of two whose tasks all start on member 0 and move to member 1 when it has none; the
+  // members' ticks interleave, so coop chooses which task runs next and the model checks
+  // that it may run and what the unit does (see harness::follow_units).
+  int members = 0;
   ending end = ending::stop;
   std::vector<op> ops;
 };
@@ -143,7 +146,7 @@ inline std::string to_string(const op& o) {
 
 inline std::string to_string(const sequence& seq) {
   std::ostringstream s;
-  s << "  " << (seq.pool ? "cooperator_pool(size 1)" : "cooperator") << "{started=" << (seq.started ? "true" : "false")
+  s << "  " << (seq.members == 0 ? std::string("cooperator") : "cooperator_pool(size " + std::to_string(seq.members) + ")") << "{started=" << (seq.started ? "true" : "false")
     << ", max_active=" << seq.max_active << "}\n";
   for (std::size_t i = 0; i < seq.ops.size(); ++i) s << "  " << i << ": " << to_string(seq.ops[i]) << "\n";
   s << "  end: " << to_string(seq.end) << "\n";
@@ -223,9 +226,10 @@ inline sequence generate(std::uint64_t seed) {
     }
     seq.ops.push_back(o);
   }
-  // A quarter of the seeds run on a pool, chosen apart from the generator's stream so that
-  // every seed keeps the operations it had.
-  seq.pool = ((seed * 0x9E3779B97F4A7C15ull) >> 62) == 0;
+  // A quarter of the seeds run on a pool, half of those on two members, chosen apart from
+  // the generator's stream so that every seed keeps the operations it had.
+  const std::uint64_t spread = seed * 0x9E3779B97F4A7C15ull;
+  seq.members = (spread >> 62) != 0 ? 0 : 1 + static_cast<int>((spread >> 61) & 1);
   return seq;
 }
 
@@ -235,9 +239,9 @@ inline sequence decode(const std::uint8_t* data, std::size_t size) {
   sequence seq;
   if (size == 0) return seq;
   seq.started = (data[0] & 1) == 0;
-  seq.end = static_cast<ending>((data[0] >> 1) % 3);
+  seq.end = static_cast<ending>(((data[0] >> 1) & 3) % 3);
   seq.max_active = (data[0] >> 3) % 4;
-  seq.pool = (data[0] >> 5) & 1;
+  seq.members = (data[0] >> 5) % 3;
   for (std::size_t i = 1; i + 5 <= size && seq.ops.size() < 200; i += 5) {
     op o;
     o.kind = static_cast<op_kind>(data[i] % static_cast<int>(op_kind::count_));
@@ -251,7 +255,7 @@ inline sequence decode(const std::uint8_t* data, std::size_t size) {
 inline std::vector<std::uint8_t> encode(const sequence& seq) {
   std::vector<std::uint8_t> out;
   out.push_back(static_cast<std::uint8_t>((seq.started ? 0 : 1) | (static_cast<int>(seq.end) << 1) |
-                                          (static_cast<int>(seq.max_active % 4) << 3) | (seq.pool ? 1 << 5 : 0)));
+                                          (static_cast<int>(seq.max_active % 4) << 3) | (seq.members % 3) << 5));
   for (const op& o : seq.ops) {
     out.push_back(static_cast<std::uint8_t>(o.kind));
     out.insert(out.end(), o.a.begin(), o.a.end());
@@ -311,11 +315,11 @@ struct check_result {
   std::map<std::string, long> coverage;   // the model's
 };
 
-// What the sequence runs on: a cooperator, or a pool of one member.
+// What the sequence runs on: a cooperator, or a pool of one or two members.
 class subject {
 public:
-  subject(coop_test::manual_context& ctx, bool pool, coop::cooperator_options options) {
-    if (pool) pool_.emplace(ctx, 1, std::move(options));
+  subject(coop_test::manual_context& ctx, int members, coop::cooperator_options options) {
+    if (members > 0) pool_.emplace(ctx, static_cast<std::size_t>(members), std::move(options));
     else coop_.emplace(ctx, std::move(options));
   }
   template <class... A> auto cooperate(A&&... a) {
@@ -328,13 +332,23 @@ public:
   void start() { coop_ ? coop_->start() : pool_->start(); }
   void stop() { coop_ ? coop_->stop() : pool_->stop(); }
   bool running() const { return coop_ ? coop_->running() : pool_->running(); }
-  coop::cooperator::executor_type get_executor() const {
-    return coop_ ? coop_->get_executor() : pool_->member_executor(0);
+  std::size_t members() const { return coop_ ? 1 : pool_->size(); }
+  coop::cooperator::executor_type get_executor(std::size_t member = 0) const {
+    return coop_ ? coop_->get_executor() : pool_->member_executor(member);
   }
+  std::uint64_t moved() const { return coop_ ? 0 : pool_->stats().moved_in; }
 
 private:
+  // Every task added from outside a unit starts on member 0: member 1 gets tasks only by
+  // taking them, so a pool of two moves tasks in most sequences that have two runnable.
+  struct pinned_pool : coop::cooperator_pool {
+    pinned_pool(coop_test::manual_context& ctx, std::size_t size, coop::cooperator_options options)
+        : cooperator_pool(ctx, size, std::move(options)) {
+      members().place_all_on(0);
+    }
+  };
   std::optional<coop::cooperator> coop_;
-  std::optional<coop::cooperator_pool> pool_;
+  std::optional<pinned_pool> pool_;
 };
 
 class harness {
@@ -348,8 +362,8 @@ public:
       in_tick_ = false;   // the next unit starts a new (non-empty) tick
       return std::function<bool()>([this] { return ++units_in_tick_ >= budget_; });
     };
-    coop_.emplace(*ctx_, seq.pool, std::move(options));
-    strand_.emplace(coop_->get_executor());
+    coop_.emplace(*ctx_, seq.members, std::move(options));
+    for (std::size_t i = 0; i < coop_->members(); ++i) strands_.push_back(coop_->get_executor(i));
   }
 
   harness(const harness&) = delete;
@@ -359,7 +373,7 @@ public:
     // Handlers queued on the context refer to `this` but do nothing when destroyed.
     tasks_.clear();
     coop_.reset();
-    strand_.reset();   // a strand must not outlive its execution context
+    strands_.clear();   // a strand must not outlive its execution context
     ctx_.reset();
   }
 
@@ -369,6 +383,8 @@ public:
       r.op_index = i;
       step(seq_.ops[i], r);
     }
+    // (Before the ending, which may destroy the pool.)
+    if (r.ok && coop_->moved() > 0) note_model("a task moved to the other member");
     if (r.ok) finish(r);
     r.units = units_run_;
     r.coverage = model_.coverage();
@@ -543,13 +559,19 @@ private:
 
   void violation(const std::string& what) { log_.push_back("VIOLATION: " + what); }
 
+  // On the cooperator's strand, or on a pool member's (a handler without an executor of
+  // its own runs on the strand of the member its task finished on).
+  bool on_a_strand() const {
+    return std::any_of(strands_.begin(), strands_.end(), [](const auto& s) { return s.running_in_this_thread(); });
+  }
+
   void delivered(int w, std::exception_ptr e, const std::string& value = "") {
     real_wait& rec = waits_[w];
     std::string name = "w" + std::to_string(w);
     if (call_depth_ > 0) violation(name + " completed inline, inside a call into coop");
     if (in_unit_) violation(name + " completed inside a work unit");
     if (!ctx_) violation(name + " completed after its context died");
-    bool on_strand = strand_ && strand_->running_in_this_thread();
+    bool on_strand = on_a_strand();
     if (!rec.bound_to_context && !on_strand) violation(name + " (no associated executor) did not run on the cooperator's strand");
     if (rec.bound_to_context && on_strand) violation(name + " (bound to the context) ran on the strand");
     if (++rec.delivered == 1) {
@@ -562,7 +584,7 @@ private:
 
   coop::step unit(int id) {
     if (in_unit_) violation("units overlap");
-    if (!strand_->running_in_this_thread()) violation("a unit ran off the cooperator's strand");
+    if (!on_a_strand()) violation("a unit ran off the cooperator's strand");
     struct unit_scope {
       explicit unit_scope(bool& f) : f_(f) { f_ = true; }
       ~unit_scope() { f_ = false; }
@@ -700,6 +722,15 @@ private:
             }
           }
           real_out = "ticks=" + std::to_string(ticks_ - ticks_at_op_);
+          if (seq_.members == 2) {
+            // The members' ticks interleave: coop chose the units, the model checks each.
+            follow_units();
+            // ... and that the executor ran dry only with nothing left to run.
+            const bool ran_dry = ticks_ - ticks_at_op_ < ticks_of(o);
+            model_out = ran_dry && model_.runnable() ? "ticks=" + std::to_string(ticks_ - ticks_at_op_) + ", yet a task is runnable"
+                                                     : real_out;
+            break;
+          }
           int mt = 0;
           for (int i = 0; i < ticks_of(o); ++i) {
             if (!model_.tick(budget_of(o, i))) break;
@@ -784,6 +815,21 @@ private:
       model_out += model_.running() ? " running" : " not-running";
     }
     compare(to_string(o), real_out, model_out, model_log_start, r);
+  }
+
+  // A pool of two: the units coop ran in this operation, in its order, each run by the
+  // model too if the model says that task may run now (else a violation ends the check).
+  // What the units call, and what those calls return, is then compared as for one order.
+  void follow_units() {
+    const std::string prefix = "unit t";
+    for (std::size_t i = log_start_; i < log_.size(); ++i) {
+      if (log_[i].compare(0, prefix.size(), prefix) != 0) continue;
+      const int id = std::stoi(log_[i].substr(prefix.size()));
+      if (!model_.follow_unit(id)) {
+        violation("coop ran a unit of t" + std::to_string(id) + ", which the model says may not run now");
+        return;
+      }
+    }
   }
 
   // Nothing is runnable: the executor must run dry, every resolved wait must have been
@@ -878,7 +924,7 @@ private:
         // not even one whose task finishes by the shutdown itself.
         std::vector<int> delivered_before;
         for (const real_wait& w : waits_) delivered_before.push_back(w.delivered);
-        strand_.reset();   // an executor must not outlive its context
+        strands_.clear();   // an executor must not outlive its context
         {
           in_call guard(*this);
           ctx_.reset();
@@ -961,7 +1007,7 @@ private:
   std::deque<real_wait> waits_;
   std::unique_ptr<coop_test::manual_context> ctx_;
   std::optional<subject> coop_;
-  std::optional<coop::cooperator::executor_type> strand_;
+  std::vector<coop::cooperator::executor_type> strands_;   // one per member
   std::vector<real_task> tasks_;
   std::vector<std::string> log_;
   std::size_t log_start_ = 0;
@@ -1039,10 +1085,13 @@ inline sequence shrink(sequence seq, model::mutations m = {}, int budget = 3000)
     candidate.max_active = 0;
     if (fails(candidate)) seq = candidate;
   }
-  if (seq.pool) {
+  for (int members = 0; members < seq.members; ++members) {
     sequence candidate = seq;
-    candidate.pool = false;
-    if (fails(candidate)) seq = candidate;
+    candidate.members = members;
+    if (fails(candidate)) {
+      seq = candidate;
+      break;
+    }
   }
   if (renamed) remove_ops();
   // Fewer, shorter ticks; throwing forms; end by stop().
