@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   std::string fairness = "units";
   std::size_t max_active = 0;
   unsigned stall_ms = 50;
+  bool yield_cpu = true;
   po::options_description desc("coop_demo_server options");
   desc.add_options()
       ("help,h", "show this help")
@@ -35,7 +36,8 @@ int main(int argc, char** argv) {
       ("address", po::value(&address)->default_value(address), "address to bind")
       ("fairness", po::value(&fairness)->default_value(fairness), "what jobs' shares weigh: units (Twisted's round-robin) or time")
       ("max-active", po::value(&max_active)->default_value(max_active), "jobs admitted at once in the pool; later ones wait queued (0: no limit)")
-      ("stall-ms", po::value(&stall_ms)->default_value(stall_ms), "report units that run longer than this, with a backtrace, to stderr and /metrics (0: off)");
+      ("stall-ms", po::value(&stall_ms)->default_value(stall_ms), "report units that run longer than this, with a backtrace, to stderr and /metrics (0: off)")
+      ("yield-cpu", po::value(&yield_cpu)->default_value(yield_cpu), "yield the CPU to the OS after each full tick (cooperator_options::yield_cpu)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
   options.cooperator.fairness = fairness == "time" ? coop::fairness::time : coop::fairness::units;
   options.cooperator.max_active = max_active;
   options.cooperator.stall_threshold = std::chrono::milliseconds(stall_ms);
+  options.cooperator.yield_cpu = yield_cpu;
   std::optional<coop_demo::server> server;
   try {
     server.emplace(ioc, options);

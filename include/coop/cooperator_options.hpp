@@ -50,6 +50,13 @@ struct cooperator_options {
   /// thread-safe and quick (it delays the detection of other stalls and the preemption of
   /// long ticks). Empty: one line to stderr.
   std::function<void(const stall_report&)> on_stall = {};
+  /// After a tick that leaves tasks runnable, the thread yields the CPU to the OS
+  /// (std::this_thread::yield(), outside the cooperator's lock). A thread that never
+  /// enters the kernel can keep a thread the OS woke meanwhile waiting for the kernel's
+  /// next timer tick (Linux: up to 4 ms at HZ=250), be it another of the process's I/O
+  /// threads or a process beside it; with the yield it waits at most a slice. It returns
+  /// at once when no other thread waits for the CPU (about 1 us per tick). false: never.
+  bool yield_cpu = true;
 };
 
 }  // namespace coop

@@ -124,6 +124,9 @@ public:
   /// One tick: runs units round-robin until the slice or the predicate ends it. Called
   /// by the tick the cooperator posts to its strand.
   void run_tick() noexcept;
+  /// The tick's work under the lock; true when tasks are left runnable (the next tick is
+  /// posted).
+  bool run_units() noexcept;
 
   /// A hop of the tick's re-post could not post its next step (out of memory): the tick
   /// is posted again later, like one that failed to post in the first place.
@@ -337,6 +340,7 @@ private:
   context_service* service_ = nullptr;  // the context's list of cores; null once it shut down
   std::chrono::nanoseconds slice_;
   const bool by_time_;  // fairness::time
+  const bool yield_cpu_;  // cooperator_options::yield_cpu
   // A unit's cost in credit with fairness::units: a turn earns the task's shares, so at
   // 100 shares it runs one unit.
   static constexpr std::int32_t unit_cost = 100;

@@ -38,6 +38,7 @@ core_impl::core_impl(const asio::any_io_executor& ex, cooperator_options options
     : strand_(asio::make_strand(untracked(ex))),
       slice_(options.slice),
       by_time_(options.fairness == fairness::time),
+      yield_cpu_(options.yield_cpu),
       termination_(std::move(options.termination)),
       on_stall_(std::move(options.on_stall)),
       running_(options.started),

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <thread>
 
 namespace coop::detail {
 
@@ -210,11 +211,21 @@ private:
 };
 
 void core_impl::run_tick() noexcept {
+  // A tick that leaves tasks runnable is one of a run of full ticks that keep this thread
+  // in user space. The kernel may leave a thread it woke meanwhile waiting for its own
+  // next timer tick (up to 4 ms at HZ=250) before it preempts one that makes no system
+  // call: yielding here, outside the lock, lets such a thread (another of the server's
+  // threads, or a process beside it) run within a slice. With none waiting it returns at
+  // once (~1 us, once per slice).
+  if (run_units() && yield_cpu_) std::this_thread::yield();
+}
+
+bool core_impl::run_units() noexcept {
   lock l(*this);
   tick_posted_ = false;
   interrupt_.fetch_and(~stop_bit, std::memory_order_relaxed);
   drain_inbox();
-  if (!running_.load(std::memory_order_relaxed) || policy_.empty()) return;
+  if (!running_.load(std::memory_order_relaxed) || policy_.empty()) return false;
   in_tick_ = true;
   if (timer_entry_.stall_ns > 0) {
     // Which thread the stall detector's signal must reach while this tick's units run.
@@ -241,14 +252,14 @@ void core_impl::run_tick() noexcept {
   unit_just_ended_ = nullptr;
   // A pool's member with tasks to spare gives some to an idle member (task_moves.cpp).
   if (pool_ && policy_.size() >= 2 && !stopped_ && running_.load(std::memory_order_relaxed)) donate();
-  if (running_.load(std::memory_order_relaxed) && !policy_.empty()) {
-    try {
-      schedule_tick(true);
-    } catch (...) {
-      tick_lost_ = true;  // out of memory: post it again later
-      retry_needed();
-    }
+  if (!running_.load(std::memory_order_relaxed) || policy_.empty()) return false;
+  try {
+    schedule_tick(true);
+  } catch (...) {
+    tick_lost_ = true;  // out of memory: post it again later
+    retry_needed();
   }
+  return true;
 }
 
 bool core_impl::begin_turn(task_base& t) noexcept {
