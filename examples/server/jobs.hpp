@@ -63,7 +63,9 @@ public:
   bool hash_next_chunk();
   std::uint64_t total_units() const noexcept { return total_units_; }
   std::uint64_t units_done() const noexcept { return units_done_.load(std::memory_order_relaxed); }
+  /// CPU time of a naive job's loop (a cooperative job's is its task's busy time).
   std::uint64_t cpu_ns() const noexcept { return cpu_ns_.load(std::memory_order_relaxed); }
+  void add_cpu_ns(std::uint64_t ns) noexcept { cpu_ns_.fetch_add(ns, std::memory_order_relaxed); }
   /// Valid once hash_next_chunk() returned true (and that is visible to the caller).
   const std::string& digest_hex() const noexcept { return digest_hex_; }
 
