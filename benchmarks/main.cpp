@@ -91,7 +91,7 @@ void print_throughput(const json::object& doc, const settings& config) {
               "    ns of thread CPU time per unit (ratio to the tight loop), median of %d runs\n",
               static_cast<unsigned long long>(config.total_units), config.repetitions);
   std::printf("  %-46s %18s %18s %18s\n", "", "1 task", "1,000 tasks", "100,000 tasks");
-  for (const char* key : {"tight", "tight_rr", "coop", "post", "strand", "await", "batched"}) {
+  for (const char* key : {"tight", "tight_rr", "coop", "user", "post", "strand", "await", "batched", "fiber"}) {
     std::string label;
     std::string cells;
     for (auto tasks : task_counts) {
@@ -109,6 +109,17 @@ void print_throughput(const json::object& doc, const settings& config) {
     }
     if (!label.empty()) std::printf("  %-46s%s\n", label.c_str(), cells.c_str());
   }
+  std::printf("  (\"made and awaited\": wall time from the first cooperate() to the last when_done handler, per unit,\n"
+              "   over the tight loop's wall time:");
+  for (auto tasks : task_counts) {
+    const auto* user = find_row(rows, "key", "user", tasks);
+    const auto* tight = find_row(rows, "key", "tight", tasks);
+    if (user && tight) std::printf(" %.2fx", num(*user, "wall_ns_per_unit") / num(*tight, "wall_ns_per_unit"));
+  }
+  std::printf(")\n");
+  if (const auto* shortest = find_row(rows, "key", "short", 100'000))
+    std::printf("  %-46s %.2f ns per unit (wall %.2f)\n", shortest->at("variant").as_string().c_str(),
+                num(*shortest, "ns_per_unit"), num(*shortest, "wall_ns_per_unit"));
 }
 
 void print_latency(const json::object& doc) {
@@ -184,14 +195,17 @@ void print_lifecycle(const json::object& doc) {
   if (!rows) return;
   std::printf("\n(g) Task lifecycle: cooperate + one trivial unit + finish (+ the when_done handler run),\n"
               "    all inside the timed region: ns per task (CPU)\n");
-  std::printf("  %-52s %12s %14s %10s\n", "", "1,000 tasks", "100,000 tasks", "/ plain");
-  for (const char* key : {"no_wait", "plain", "returning", "steps_of"}) {
+  std::printf("  %-58s %12s %14s %16s %10s\n", "", "1,000 tasks", "100,000 tasks", "1,000,000 tasks", "/ plain");
+  for (const char* key : {"no_wait", "plain", "returning", "steps_of", "future", "bound", "fiber"}) {
     const auto* a = find_row(rows, "key", key, 1'000);
     const auto* b = find_row(rows, "key", key, 100'000);
+    const auto* c = find_row(rows, "key", key, 1'000'000);
     const auto* plain = find_row(rows, "key", "plain", 100'000);
     if (!a || !b || !plain) continue;
-    std::printf("  %-52s %12.1f %14.1f %9.2fx\n", a->at("variant").as_string().c_str(), num(*a, "ns_per_op"),
-                num(*b, "ns_per_op"), num(*b, "ns_per_op") / num(*plain, "ns_per_op"));
+    char million[24] = "-";
+    if (c) std::snprintf(million, sizeof million, "%.1f", num(*c, "ns_per_op"));
+    std::printf("  %-58s %12.1f %14.1f %16s %9.2fx\n", a->at("variant").as_string().c_str(), num(*a, "ns_per_op"),
+                num(*b, "ns_per_op"), million, num(*b, "ns_per_op") / num(*plain, "ns_per_op"));
   }
 }
 
@@ -265,6 +279,50 @@ json::array check_targets(const json::object& doc) {
         if (const auto* strand = find_row(rows, "key", "strand", 1))
           add("strand post per unit / coop per unit, 1 task", num(*strand, "ns_per_unit") / num(*coop, "ns_per_unit"),
               ">=", 15.0, "x");
+    }
+  }
+  if (const auto* rows = doc.if_contains("throughput")) {
+    // As a user measures it: wall time, tasks made and awaited in the timed region.
+    const double user_limit[] = {1.3, 1.6, 2.5};
+    for (int i = 0; i < 3; ++i) {
+      const auto tasks = task_counts[i];
+      const auto* user = find_row(rows, "key", "user", tasks);
+      const auto* tight = find_row(rows, "key", "tight", tasks);
+      const std::string n = tasks == 1 ? "1 task" : tasks == 1'000 ? "1,000 tasks" : "100,000 tasks";
+      if (user && tight)
+        add("made and awaited, per unit (wall) / tight loop, " + n,
+            num(*user, "wall_ns_per_unit") / num(*tight, "wall_ns_per_unit"), "<=", user_limit[i], "x");
+    }
+    if (const auto* shortest = find_row(rows, "key", "short", 100'000))
+      add("100,000 tasks of 10 units, made and awaited: ns per unit", num(*shortest, "ns_per_unit"), "<=", 40.0, "ns");
+    for (std::uint64_t tasks : {std::uint64_t{1}, std::uint64_t{1'000}}) {
+      const auto* fiber = find_row(rows, "key", "fiber", tasks);
+      const auto* coop = find_row(rows, "key", "coop", tasks);
+      if (fiber && coop)
+        add("Boost.Fiber yield per unit / coop per unit, " + std::string(tasks == 1 ? "1 task" : "1,000 tasks"),
+            num(*fiber, "ns_per_unit") / num(*coop, "ns_per_unit"), ">=", 3.0, "x");
+    }
+  }
+  if (const auto* rows = doc.if_contains("lifecycle")) {
+    const auto* plain = find_row(rows, "key", "plain", 100'000);
+    const auto* no_wait = find_row(rows, "key", "no_wait", 100'000);
+    const auto* plain_m = find_row(rows, "key", "plain", 1'000'000);
+    const auto* no_wait_m = find_row(rows, "key", "no_wait", 1'000'000);
+    if (plain) add("lifecycle with a callback wait, 100,000 tasks", num(*plain, "ns_per_op"), "<=", 300.0, "ns");
+    if (no_wait) add("lifecycle without a wait, 100,000 tasks", num(*no_wait, "ns_per_op"), "<=", 150.0, "ns");
+    if (plain && plain_m)
+      add("lifecycle flat: 1,000,000 / 100,000 tasks, callback wait", num(*plain_m, "ns_per_op") / num(*plain, "ns_per_op"),
+          "<=", 1.3, "x");
+    if (no_wait && no_wait_m)
+      add("lifecycle flat: 1,000,000 / 100,000 tasks, no wait", num(*no_wait_m, "ns_per_op") / num(*no_wait, "ns_per_op"),
+          "<=", 1.3, "x");
+    for (std::uint64_t tasks : {std::uint64_t{1'000}, std::uint64_t{100'000}}) {
+      const auto* fiber = find_row(rows, "key", "fiber", tasks);
+      const auto* coop = find_row(rows, "key", "plain", tasks);
+      if (fiber && coop)
+        add("Boost.Fiber create+join / coop lifecycle with a wait, " +
+                std::string(tasks == 1'000 ? "1,000 tasks" : "100,000 tasks"),
+            num(*fiber, "ns_per_op") / num(*coop, "ns_per_op"), ">=", 3.0, "x");
     }
   }
   if (const auto* l = doc.if_contains("latency")) {

@@ -3,11 +3,16 @@
 // (c) control operations from outside a tick, (g) a task's lifecycle (made, one unit,
 // finished, awaited), and two reference figures (a clock read, one trivial unit in a loop). Each figure is the median of `repetitions` runs.
 #include "bench.hpp"
+#include "fiber_peers.hpp"
 
 #include <coop/coop.hpp>
 
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/use_future.hpp>
+
 #include <benchmark/benchmark.h>
 
+#include <future>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -57,6 +62,8 @@ asio::awaitable<void> await_chain(counted_work work) {
   while (work() == coop::step::more) co_await asio::post(asio::use_awaitable);
 }
 
+}  // namespace
+
 // The benchmark's (manual) time is the thread's CPU time: every run here is single-threaded,
 // and on a shared machine wall time also counts the time the OS gave to other processes.
 // Wall time goes along as a counter.
@@ -66,6 +73,8 @@ void set_time(benchmark::State& state, span s) {
   wall.value += to_ns(s.wall);
   wall.flags = benchmark::Counter::kAvgIterations;
 }
+
+namespace {
 
 /// Runs ctx until it is out of work and returns how long that took.
 span time_run(asio::io_context& ctx) {
@@ -104,6 +113,22 @@ void coop_default(benchmark::State& state, std::uint64_t tasks, std::uint64_t to
     coop::cooperator cooperator(ctx);
     for (std::uint64_t i = 0; i < tasks; ++i) (void)cooperator.cooperate(counted_work{1, total / tasks});
     set_time(state, time_run(ctx));
+  }
+}
+
+/// As a user measures it: `total` units over `tasks` tasks, each task made and awaited by
+/// a callback inside the timed region, from the first cooperate() to the last handler.
+void coop_as_a_user(benchmark::State& state, std::uint64_t tasks, std::uint64_t total) {
+  for (auto _ : state) {
+    asio::io_context ctx;
+    coop::cooperator cooperator(ctx);
+    std::uint64_t done = 0;
+    const stopwatch watch;
+    for (std::uint64_t i = 0; i < tasks; ++i)
+      cooperator.cooperate(counted_work{i, total / tasks}).when_done([&done](std::exception_ptr) { ++done; });
+    ctx.run();
+    set_time(state, watch.elapsed());
+    if (done != tasks) state.SkipWithError("a when_done handler did not run");
   }
 }
 
@@ -195,7 +220,7 @@ coop::steps_of<std::uint64_t> one_unit_steps(std::uint64_t state) {
   co_return state;
 }
 
-enum class lifecycle_kind { no_wait, plain, returning, steps_of };
+enum class lifecycle_kind { no_wait, plain, returning, steps_of, future, bound };
 
 /// `tasks` tasks made, run and (but for no_wait) awaited by a callback, all inside the
 /// timed region: what a user's job costs beyond its units.
@@ -204,6 +229,8 @@ void lifecycle(benchmark::State& state, std::uint64_t tasks, lifecycle_kind kind
     asio::io_context ctx;
     coop::cooperator cooperator(ctx);
     std::uint64_t sum = 0;
+    std::vector<std::future<void>> futures;
+    if (kind == lifecycle_kind::future) futures.reserve(tasks);
     const stopwatch watch;
     for (std::uint64_t i = 0; i < tasks; ++i) {
       switch (kind) {
@@ -219,9 +246,17 @@ void lifecycle(benchmark::State& state, std::uint64_t tasks, lifecycle_kind kind
         case lifecycle_kind::steps_of:
           cooperator.cooperate(one_unit_steps(i)).when_done([&sum](std::exception_ptr, std::uint64_t v) { sum += v; });
           break;
+        case lifecycle_kind::future:
+          futures.push_back(cooperator.cooperate(one_unit_work{i}).when_done(asio::use_future));
+          break;
+        case lifecycle_kind::bound:
+          cooperator.cooperate(one_unit_work{i}).when_done(
+              asio::bind_executor(ctx.get_executor(), [&sum](std::exception_ptr) { ++sum; }));
+          break;
       }
     }
     ctx.run();
+    for (auto& f : futures) f.get();
     set_time(state, watch.elapsed());
     benchmark::DoNotOptimize(sum);
   }
@@ -341,6 +376,16 @@ void run_micro(const settings& config, json::object& out, bool verbose) {
         }, true);
     add("throughput/await/" + t, {"throughput", "co_await asio::post per unit", tasks, units},
         [=](benchmark::State& s) { await_per_unit(s, tasks, total); }, true);
+    // As a user measures it, with five times the units (20,000,000 at full size: 200 per
+    // task at 100,000 tasks).
+    const std::uint64_t user_total = total * 5;
+    add("throughput/user/" + t,
+        {"throughput", "coop, tasks made and awaited in the timed region", tasks,
+         static_cast<double>(user_total / tasks * tasks)},
+        [=](benchmark::State& s) { coop_as_a_user(s, tasks, user_total); }, true);
+    if (tasks <= 1'000)
+      add("throughput/fiber/" + t, {"throughput", "Boost.Fiber, this_fiber::yield() per unit", tasks, units},
+          [=](benchmark::State& s) { fiber_yield_per_unit(s, tasks, total); }, true);
     add("throughput/batched/" + t,
         {"throughput", "hand-batched posting (" + std::to_string(config.batch) + " units/handler)", tasks, units},
         [=, batch = config.batch](benchmark::State& s) { batched_posting(s, tasks, total, batch); }, true);
@@ -354,22 +399,33 @@ void run_micro(const settings& config, json::object& out, bool verbose) {
     add("control/stop/" + t, {"control", "stop", tasks, static_cast<double>(tasks)},
         [=](benchmark::State& s) { control_stop(s, tasks); }, true);
   }
+  // Many short tasks (Twisted's shape): 100,000 tasks of 10 units, made and awaited in
+  // the timed region.
+  add("throughput/short/100000", {"throughput", "100,000 tasks of 10 units, made and awaited", 100'000, 1e6},
+      [](benchmark::State& s) { coop_as_a_user(s, 100'000, 1'000'000); }, true);
   const std::pair<const char*, lifecycle_kind> lifecycles[] = {
-      {"no_wait", lifecycle_kind::no_wait},
-      {"plain", lifecycle_kind::plain},
-      {"returning", lifecycle_kind::returning},
-      {"steps_of", lifecycle_kind::steps_of}};
+      {"no_wait", lifecycle_kind::no_wait},     {"plain", lifecycle_kind::plain},
+      {"returning", lifecycle_kind::returning}, {"steps_of", lifecycle_kind::steps_of},
+      {"future", lifecycle_kind::future},       {"bound", lifecycle_kind::bound}};
   const std::map<std::string, std::string> lifecycle_names{
       {"no_wait", "cooperate(work), no wait"},
       {"plain", "cooperate(work) + when_done(callback)"},
       {"returning", "cooperate(returning(work)) + when_done(callback)"},
-      {"steps_of", "cooperate(steps_of<T>) + when_done(callback)"}};
-  for (std::uint64_t tasks : {std::uint64_t{1'000}, std::uint64_t{100'000}}) {
+      {"steps_of", "cooperate(steps_of<T>) + when_done(callback)"},
+      {"future", "cooperate(work) + when_done(use_future)"},
+      {"bound", "cooperate(work) + when_done(bind_executor(ctx, callback))"}};
+  for (std::uint64_t tasks : {std::uint64_t{1'000}, std::uint64_t{100'000}, std::uint64_t{1'000'000}}) {
     for (const auto& [key, kind] : lifecycles) {
+      // At a million tasks, the two that say whether the cost stays flat.
+      if (tasks == 1'000'000 && kind != lifecycle_kind::no_wait && kind != lifecycle_kind::plain) continue;
       add("lifecycle/" + std::string(key) + "/" + std::to_string(tasks),
           {"lifecycle", lifecycle_names.at(key), tasks, static_cast<double>(tasks)},
           [=, kind = kind](benchmark::State& s) { lifecycle(s, tasks, kind); }, true);
     }
+    if (tasks <= 100'000)
+      add("lifecycle/fiber/" + std::to_string(tasks),
+          {"lifecycle", "Boost.Fiber: create + join a fiber of one unit", tasks, static_cast<double>(tasks)},
+          [=](benchmark::State& s) { fiber_create_join(s, tasks); }, true);
   }
   add("reference/clock", {"reference", "steady_clock::now()", 0, 1.0}, reference_clock, false);
   add("reference/unit", {"reference", "one trivial unit in a loop", 0, 1.0}, reference_unit, false);
