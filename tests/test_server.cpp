@@ -565,6 +565,38 @@ BOOST_AUTO_TEST_CASE(naive_mode_runs_the_job_inside_the_handler) {
   check_error(c.call_json(http::verb::post, path + "/stop", http::status::conflict));
 }
 
+BOOST_AUTO_TEST_CASE(offload_mode_runs_the_job_on_the_thread_pool) {
+  running_server s;
+  client c(s.port());
+  auto res = c.call(http::verb::post, "/jobs?kind=sha256&mib=2&mode=offload");
+  BOOST_TEST(res.result_int() == 201u);
+  const auto id = id_of(json::parse(res.body()));
+  auto job = s.server.find_job(id);
+  BOOST_REQUIRE(job);
+  BOOST_REQUIRE(job->when_recorded().wait_for(generous) == std::future_status::ready);
+  auto j = c.call_json(http::verb::get, "/jobs/" + std::to_string(id), http::status::ok);
+  BOOST_TEST(state_of(j) == "done");
+  BOOST_TEST(j.at("mode").as_string() == "offload");
+  BOOST_TEST(units_of(j) == 32u);
+  BOOST_TEST(j.at("digest").as_string() == expected_digest(2));
+  BOOST_TEST(j.at("cpu_ms").to_number<double>() > 0.0);
+  BOOST_TEST(j.at("task_state").is_null());
+
+  // A long one: stopped between chunks, never paused.
+  const auto big = id_of(c.call_json(http::verb::post, "/jobs?mib=1048576&mode=offload", http::status::created));
+  const auto path = "/jobs/" + std::to_string(big);
+  auto paused = c.call_json(http::verb::post, path + "/pause", http::status::conflict);
+  BOOST_TEST(paused.at("error").as_string() == "an offloaded job cannot be paused or resumed");
+  c.call_json(http::verb::post, path + "/stop", http::status::ok);
+  auto big_job = s.server.find_job(big);
+  BOOST_REQUIRE(big_job);
+  BOOST_REQUIRE(big_job->when_recorded().wait_for(generous) == std::future_status::ready);
+  BOOST_TEST(state_of(c.call_json(http::verb::get, path, http::status::ok)) == "stopped");
+  auto no_shares = c.call_json(http::verb::post, "/jobs?mib=1&mode=offload&shares=5", http::status::bad_request);
+  BOOST_TEST(no_shares.at("error").as_string() == "an offloaded job has no shares");
+  BOOST_TEST(c.call(http::verb::get, "/info").result_int() == 200u);
+}
+
 BOOST_AUTO_TEST_CASE(ping_is_served_while_jobs_run_on_one_thread) {
   running_server s({}, 1);  // the jobs and the HTTP sessions share the only thread
   client c(s.port());

@@ -126,9 +126,9 @@ std::string_view to_string(job_state s) {
   return "unknown";
 }
 
-job::job(std::uint64_t id_, std::string kind_, std::uint64_t mib_, bool naive_, std::string name_)
+job::job(std::uint64_t id_, std::string kind_, std::uint64_t mib_, bool naive_, std::string name_, bool offloaded_)
     : id(id_), name(name_.empty() ? "job-" + std::to_string(id_) : std::move(name_)), kind(std::move(kind_)),
-      mib(mib_), naive(naive_),
+      mib(mib_), naive(naive_), offloaded(offloaded_),
       // A stall job hashes nothing: an empty progress stands in.
       progress(std::make_shared<hash_progress>(kind == "stall" ? "sha256" : kind, mib_)) {}
 
@@ -180,7 +180,7 @@ boost::json::object job::to_json() const {
   boost::json::object o;
   o["id"] = id;
   o["kind"] = kind;
-  o["mode"] = naive ? "naive" : "coop";
+  o["mode"] = !naive ? "coop" : offloaded ? "offload" : "naive";
   o["state"] = std::string(to_string(s));
   o["progress"] = progress->total_units() == 0
                       ? 1.0
@@ -318,9 +318,10 @@ void run_blocking(job& j, const unit_hook& hook) {
   }
 }
 
-std::shared_ptr<job> job_registry::create(std::string kind, std::uint64_t mib, bool naive, std::string name) {
+std::shared_ptr<job> job_registry::create(std::string kind, std::uint64_t mib, bool naive, std::string name,
+                                          bool offloaded) {
   std::lock_guard lock(mutex_);
-  auto j = std::make_shared<job>(next_id_++, std::move(kind), mib, naive, std::move(name));
+  auto j = std::make_shared<job>(next_id_++, std::move(kind), mib, naive, std::move(name), offloaded);
   jobs_.emplace(j->id, j);
   forget_old_finished_locked();
   return j;

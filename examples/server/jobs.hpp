@@ -84,13 +84,14 @@ std::string_view to_string(job_state);
 class job {
 public:
   /// `name` empty: "job-<id>".
-  job(std::uint64_t id, std::string kind, std::uint64_t mib, bool naive, std::string name = {});
+  job(std::uint64_t id, std::string kind, std::uint64_t mib, bool naive, std::string name = {}, bool offloaded = false);
 
   const std::uint64_t id;
   const std::string name;  // also the task's name (stats, stall reports)
   const std::string kind;
   const std::uint64_t mib;
-  const bool naive;  // ran inside one request handler (the starvation mode)
+  const bool naive;      // runs as one blocking loop, not as a cooperative task
+  const bool offloaded;  // naive, on the server's thread pool (else inside its request's handler)
   const std::shared_ptr<hash_progress> progress;
 
   /// Records how the job finished; the first call wins.
@@ -167,7 +168,8 @@ void run_blocking(job& j, const unit_hook& hook);
 class job_registry {
 public:
   explicit job_registry(std::size_t finished_kept = 1000) : finished_kept_(finished_kept) {}
-  std::shared_ptr<job> create(std::string kind, std::uint64_t mib, bool naive, std::string name = {});
+  std::shared_ptr<job> create(std::string kind, std::uint64_t mib, bool naive, std::string name = {},
+                              bool offloaded = false);
   std::shared_ptr<job> find(std::uint64_t id) const;
   std::vector<std::shared_ptr<job>> all() const;
 

@@ -5,6 +5,8 @@
 //   coop   K jobs on the server's cooperator (POST /jobs?kind=…&mib=…)
 //   naive  K jobs each run inside one request handler (POST /jobs?…&mode=naive): the
 //          handler blocks its io_context thread until the job is done (starvation)
+//   offload  K jobs each posted whole onto the server's asio::thread_pool (…&mode=offload),
+//          the common way to keep CPU work off the I/O threads
 //   wrk    K coop jobs, and the outside client `wrk -t1 -cC --latency` measures /ping
 //   wrk-idle  no jobs, measured by wrk
 //   shares three jobs of different digests with shares 100/200/400, and the CPU split they
@@ -240,17 +242,19 @@ awaitable<void> run_modes(const config& cfg, std::vector<row>& rows, json::value
     r.mode = mode;
     if (mode == "none") {
       co_await measure(cfg, ep, r, [&](bool&) -> awaitable<void> { co_await sleep_for(cfg.duration); });
-    } else if (mode == "coop" || mode == "wrk") {
+    } else if (mode == "coop" || mode == "wrk" || mode == "offload") {
       r.jobs = cfg.jobs;
       std::vector<std::uint64_t> ids;
       for (std::size_t i = 0; i < cfg.jobs; ++i) {
-        auto v = co_await control.call_json(
-            http::verb::post, "/jobs?kind=" + cfg.kind + "&mib=" + std::to_string(cfg.coop_mib), http::status::created);
+        auto v = co_await control.call_json(http::verb::post,
+                                            "/jobs?kind=" + cfg.kind + "&mib=" + std::to_string(cfg.coop_mib) +
+                                                (mode == "offload" ? "&mode=offload" : ""),
+                                            http::status::created);
         ids.push_back(v.at("id").to_number<std::uint64_t>());
       }
       const auto b0 = co_await job_bytes(control, ids);
       const auto t0 = clock_type::now();
-      if (mode == "coop") {
+      if (mode != "wrk") {
         co_await measure(cfg, ep, r, [&](bool&) -> awaitable<void> { co_await sleep_for(cfg.duration); });
       } else {
         run_wrk(cfg, r);
@@ -381,7 +385,7 @@ int main(int argc, char** argv) {
       ("connections,c", po::value(&cfg.connections)->default_value(cfg.connections), "concurrent /ping connections")
       ("duration,d", po::value(&cfg.duration)->default_value(cfg.duration), "seconds per mode")
       ("kind", po::value(&cfg.kind)->default_value(cfg.kind), "job kind")
-      ("modes", po::value(&modes)->default_value(modes), "comma-separated: none, coop, naive, wrk, wrk-idle, shares")
+      ("modes", po::value(&modes)->default_value(modes), "comma-separated: none, coop, naive, offload, wrk, wrk-idle, shares")
       ("coop-mib", po::value(&cfg.coop_mib)->default_value(cfg.coop_mib), "size of each coop job (stopped after the window)")
       ("naive-mib", po::value(&cfg.naive_mib)->default_value(0), "size of each naive job (0: about --duration in total)")
       ("wrk", po::value(&cfg.wrk)->default_value(cfg.wrk), "the wrk program, for the modes wrk and wrk-idle");
@@ -441,8 +445,9 @@ int main(int argc, char** argv) {
                 r.latencies_ms.empty() ? 0.0 : r.latencies_ms.back(), r.job_bytes_per_second / 1e6, r.note.c_str());
   }
   std::printf("\nnone: no jobs. coop: the jobs run on the server's cooperator. naive: each job runs inside its own\n"
-              "POST handler, blocking an io_context thread (starvation). wrk/wrk-idle: the same as coop/none, measured\n"
-              "by wrk. jobs MB/s: bytes the jobs hashed per second during the measurement.\n\n");
+              "POST handler, blocking an io_context thread (starvation). offload: each job posted whole onto the\n"
+              "server's asio::thread_pool. wrk/wrk-idle: the same as coop/none, measured by wrk. jobs MB/s: bytes the\n"
+              "jobs hashed per second during the measurement.\n\n");
   if (!shares_split.empty())
     std::printf("shares: three jobs with shares 100, 200, 400 (server: fairness %s, cooperators: %g)\n%s\n",
                 std::string(info.at("fairness").as_string()).c_str(), info.at("cooperators").to_number<double>(),

@@ -56,7 +56,7 @@ stop_server() {
 }
 
 start_server
-modes=none,coop,naive
+modes=none,coop,naive,offload
 if command -v wrk >/dev/null 2>&1; then
   modes=$modes,wrk,wrk-idle
 else

@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -61,6 +62,13 @@ struct server::state : std::enable_shared_from_this<server::state> {
                                                    std::move(cooperator));
   }
 
+  ~state() {
+    // A blocking loop on the thread pool ends at its next chunk; the pool's destructor
+    // joins it.
+    for (const auto& j : jobs.all())
+      if (j->naive) j->request_stop();
+  }
+
   void accept();
   void register_session(session* s, std::weak_ptr<session> w);
   void unregister_session(session* s);
@@ -70,6 +78,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
   const server_options options;
   std::unique_ptr<coop::cooperator_pool> pool;
   job_registry jobs;
+  asio::thread_pool offload{static_cast<std::size_t>(std::max<std::size_t>(1, options.offload_threads))};
   http_metrics http;
   std::shared_ptr<stall_log> stalls = std::make_shared<stall_log>();
   tcp::acceptor acceptor;
@@ -365,6 +374,7 @@ private:
           {"slice_us", std::chrono::duration<double, std::micro>(o.cooperator.slice).count()},
           {"fairness", o.cooperator.fairness == coop::fairness::time ? "time" : "units"},
           {"max_active", o.cooperator.max_active},
+          {"offload_threads", o.offload_threads},
           {"stall_threshold_ms", std::chrono::duration<double, std::milli>(o.cooperator.stall_threshold).count()},
           {"chunk_bytes", chunk_size},
           {"kinds", json::array{"sha256", "sha512", "sha3-256", "blake2b512", "stall"}},
@@ -419,17 +429,18 @@ private:
       mib = parse_u64(**m);
       if (!mib || *mib < 1 || *mib > max_job_mib) return bad_request("mib must be an integer from 1 to 1048576");
     }
-    bool naive = false;
+    bool naive = false, offload = false;
     if (auto mode = q.find("mode")) {
       if (*mode && **mode == "naive") naive = true;
-      else if (!*mode || **mode != "coop") return bad_request("mode must be coop or naive");
+      else if (*mode && **mode == "offload") naive = offload = true;
+      else if (!*mode || **mode != "coop") return bad_request("mode must be coop, naive or offload");
       if (naive && stall) return bad_request("a stall job runs on the cooperator");
     }
     unsigned shares = 100;
     if (auto v = q.find("shares")) {
       auto parsed = *v ? parse_u64(**v) : std::nullopt;
       if (!parsed || *parsed < 1 || *parsed > 10000) return bad_request("shares must be an integer from 1 to 10000");
-      if (naive) return bad_request("a naive job has no shares");
+      if (naive) return bad_request(offload ? "an offloaded job has no shares" : "a naive job has no shares");
       shares = static_cast<unsigned>(*parsed);
     }
     std::string name;
@@ -440,7 +451,15 @@ private:
     if (server_->shutting_down.load())
       return send(error_response(req, http::status::service_unavailable, "the server is shutting down"));
 
-    auto j = server_->jobs.create(kind, *mib, naive, std::move(name));
+    auto j = server_->jobs.create(kind, *mib, naive, std::move(name), offload);
+    if (offload) {
+      // The common way to keep CPU work off the I/O threads: the whole job, posted to a
+      // thread pool. It can be stopped (a flag it checks per chunk), not paused.
+      asio::post(server_->offload, [j, hook = server_->options.on_unit] { run_blocking(*j, hook); });
+      auto res = json_response(req, http::status::created, json::object{{"id", j->id}});
+      res.set(http::field::location, "/jobs/" + std::to_string(j->id));
+      return send(std::move(res));
+    }
     if (naive) {
       // The starvation demo: the whole job runs right here, blocking this thread of the
       // io_context until it is done. Every other handler waiting for a thread waits with it.
@@ -488,7 +507,8 @@ private:
     if (!ec) return send(json_response(req, http::status::ok, j->to_json()));
     if (ec == boost::system::errc::operation_not_supported)
       return send(error_response(req, http::status::conflict,
-                                 set_shares ? "a naive job has no shares" : "a naive job cannot be paused or resumed"));
+                                 std::string(j->offloaded ? "an offloaded" : "a naive") +
+                                     (set_shares ? " job has no shares" : " job cannot be paused or resumed")));
     // 409 with the job itself, so the client sees why.
     auto conflict = [&](std::string message) {
       auto body = j->to_json();

@@ -55,6 +55,8 @@ struct server_options {
   /// Finished jobs kept for GET /jobs (the oldest are forgotten first; running and paused
   /// jobs are always kept).
   std::size_t finished_jobs_kept = 1000;
+  /// Threads of the asio::thread_pool that mode=offload jobs run on, whole.
+  std::size_t offload_threads = 2;
   /// Test hooks: called before every job unit / on stream events (from any thread).
   unit_hook on_unit;
   std::function<void(const stream_event&)> on_stream_event;
@@ -67,12 +69,15 @@ struct server_options {
 ///   GET  /metrics                   Prometheus text format: request counts and latency,
 ///                                   cooperator stats, per-job units, busy and waited
 ///                                   seconds, state and stalls
-///   POST /jobs?kind=sha256&mib=N[&mode=coop|naive][&shares=S][&name=NAME]
+///   POST /jobs?kind=sha256&mib=N[&mode=coop|naive|offload][&shares=S][&name=NAME]
 ///   POST /jobs?kind=stall&ms=N[&name=NAME]   one unit that spins N ms (a stall to see)
 ///                                   coop (default): 201 {"id":…}, the job runs on the cooperator;
 ///                                   naive: the job runs to completion inside this request's
 ///                                   handler (blocking its thread: the starvation demo), then 200
-///                                   with the finished job
+///                                   with the finished job; offload: 201, the job runs whole on
+///                                   a thread pool beside the io_context (options.offload_threads),
+///                                   as a server keeps CPU work off its I/O threads by hand:
+///                                   it can be stopped, not paused
 ///   GET  /jobs, GET /jobs/{id}      job objects (running, paused, and the most recent
 ///                                   finished ones: options.finished_jobs_kept), with the
 ///                                   task's name, shares, task_state and stats
