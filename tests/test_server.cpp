@@ -157,6 +157,13 @@ void wait_for_job(running_server& s, std::uint64_t id) {
   done.get();
 }
 
+// A job that is no cooperative task (mode naive or offload): until its end is recorded.
+void wait_for_blocking_job(running_server& s, std::uint64_t id) {
+  auto j = s.server.find_job(id);
+  BOOST_REQUIRE(j);
+  BOOST_REQUIRE(j->when_recorded().wait_for(generous) == std::future_status::ready);
+}
+
 void check_error(const json::value& v) {
   BOOST_TEST(v.is_object());
   BOOST_TEST(v.as_object().contains("error"));
@@ -571,9 +578,8 @@ BOOST_AUTO_TEST_CASE(offload_mode_runs_the_job_on_the_thread_pool) {
   auto res = c.call(http::verb::post, "/jobs?kind=sha256&mib=2&mode=offload");
   BOOST_TEST(res.result_int() == 201u);
   const auto id = id_of(json::parse(res.body()));
-  auto job = s.server.find_job(id);
-  BOOST_REQUIRE(job);
-  BOOST_REQUIRE(job->when_recorded().wait_for(generous) == std::future_status::ready);
+  BOOST_TEST(res[http::field::location] == "/jobs/" + std::to_string(id));
+  wait_for_blocking_job(s, id);
   auto j = c.call_json(http::verb::get, "/jobs/" + std::to_string(id), http::status::ok);
   BOOST_TEST(state_of(j) == "done");
   BOOST_TEST(j.at("mode").as_string() == "offload");
@@ -588,9 +594,7 @@ BOOST_AUTO_TEST_CASE(offload_mode_runs_the_job_on_the_thread_pool) {
   auto paused = c.call_json(http::verb::post, path + "/pause", http::status::conflict);
   BOOST_TEST(paused.at("error").as_string() == "an offloaded job cannot be paused or resumed");
   c.call_json(http::verb::post, path + "/stop", http::status::ok);
-  auto big_job = s.server.find_job(big);
-  BOOST_REQUIRE(big_job);
-  BOOST_REQUIRE(big_job->when_recorded().wait_for(generous) == std::future_status::ready);
+  wait_for_blocking_job(s, big);
   BOOST_TEST(state_of(c.call_json(http::verb::get, path, http::status::ok)) == "stopped");
   auto no_shares = c.call_json(http::verb::post, "/jobs?mib=1&mode=offload&shares=5", http::status::bad_request);
   BOOST_TEST(no_shares.at("error").as_string() == "an offloaded job has no shares");
