@@ -18,6 +18,9 @@ std::shared_ptr<cooperator_core> make_cooperator_core(const asio::any_io_executo
 }
 
 cooperator_core::executor_type cooperator_core::get_executor() const noexcept { return impl(*this).get_executor(); }
+const cooperator_core::executor_type* cooperator_core::locked_strand() const noexcept {
+  return impl(*this).locked_strand();
+}
 bool cooperator_core::running() const noexcept { return impl(*this).running(); }
 void cooperator_core::add(task_base& t) { impl(*this).add(t); }
 void cooperator_core::start() { impl(*this).start(); }

@@ -88,6 +88,7 @@ public:
     std::lock_guard l(strand_mutex_);  // any thread, at any time: context_shutdown() resets it
     return strand_ ? *strand_ : detached_strand();
   }
+  const executor_type* locked_strand() const noexcept { return strand_ ? &*strand_ : nullptr; }
   bool running() const noexcept { return running_.load(std::memory_order_relaxed); }
   void add(task_base& t);
   void start();

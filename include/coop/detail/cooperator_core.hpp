@@ -41,6 +41,9 @@ public:
   /// The strand; once the execution context has shut down, a strand on a context that
   /// destroys whatever is submitted to it (the real one must die with its service).
   executor_type get_executor() const noexcept;
+  /// The strand itself, without a copy or the lock get_executor() takes: only under this
+  /// core's lock (a waiter's complete()). Null once the execution context has shut down.
+  const executor_type* locked_strand() const noexcept;
   bool running() const noexcept;
 
   // ---- the cooperator ----

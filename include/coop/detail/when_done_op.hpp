@@ -118,10 +118,15 @@ public:
     drop_guard guard(this);
     try {
       if constexpr (on_deliverers_strand) {
-        // A pool moved the task to another member: its strand, not the one waited on.
-        // (The work tracked stays the waited-on strand's: the same execution context.)
-        if (&by != core_.get()) post_into_strand(by.get_executor(), completion(this, std::move(result)), this, redeliver{this});
-        else send(completion(this, std::move(result)));
+        // The strand of the core that delivers (in a pool, the member the task finished
+        // on, wherever it was waited for), read under its lock: no copy of it to make,
+        // and not the tracked copy the op holds its work with, each of whose copies
+        // inside the post would count the work again. (The work tracked stays the
+        // waited-on strand's: the same execution context.)
+        if (const auto* strand = by.locked_strand())
+          post_into_strand(*strand, completion(this, std::move(result)), this, redeliver{this});
+        else
+          send(completion(this, std::move(result)));
       } else {
         send(completion(this, std::move(result)));
       }
