@@ -119,6 +119,7 @@ void core_impl::context_shutdown() noexcept {
     shutting_down_ = false;
   }
   lock l(*this);
+  context_gone_.store(true, std::memory_order_release);  // no new wait takes work on it
   std::optional<executor_type> gone;
   {
     std::lock_guard sl(strand_mutex_);

@@ -21,6 +21,9 @@ cooperator_core::executor_type cooperator_core::get_executor() const noexcept { 
 const cooperator_core::executor_type* cooperator_core::locked_strand() const noexcept {
   return impl(*this).locked_strand();
 }
+const asio::any_io_executor* cooperator_core::context_executor() const noexcept {
+  return impl(*this).context_executor();
+}
 bool cooperator_core::running() const noexcept { return impl(*this).running(); }
 void cooperator_core::add(task_base& t) { impl(*this).add(t); }
 void cooperator_core::start() { impl(*this).start(); }

@@ -89,6 +89,9 @@ public:
     return strand_ ? *strand_ : detached_strand();
   }
   const executor_type* locked_strand() const noexcept { return strand_ ? &*strand_ : nullptr; }
+  const asio::any_io_executor* context_executor() const noexcept {
+    return context_gone_.load(std::memory_order_acquire) ? nullptr : &inner_;
+  }
   bool running() const noexcept { return running_.load(std::memory_order_relaxed); }
   void add(task_base& t);
   void start();
@@ -338,6 +341,10 @@ private:
   // Written only under the lock and strand_mutex_ both; read under either.
   std::optional<executor_type> strand_;
   mutable std::mutex strand_mutex_;
+  // The strand's inner executor, untracked; never changed. Read only while context_gone_
+  // is false, which context_shutdown() sets before the strand goes.
+  const asio::any_io_executor inner_;
+  std::atomic<bool> context_gone_{false};
   context_service* service_ = nullptr;  // the context's list of cores; null once it shut down
   std::chrono::nanoseconds slice_;
   const bool by_time_;  // fairness::time

@@ -36,6 +36,7 @@ asio::any_io_executor untracked(const asio::any_io_executor& ex) {
 
 core_impl::core_impl(const asio::any_io_executor& ex, cooperator_options options)
     : strand_(asio::make_strand(untracked(ex))),
+      inner_(strand_->get_inner_executor()),
       slice_(options.slice),
       by_time_(options.fairness == fairness::time),
       yield_cpu_(options.yield_cpu),

@@ -44,6 +44,10 @@ public:
   /// The strand itself, without a copy or the lock get_executor() takes: only under this
   /// core's lock (a waiter's complete()). Null once the execution context has shut down.
   const executor_type* locked_strand() const noexcept;
+  /// The executor the strand runs on, untracked: what a wait whose handler runs on
+  /// whichever member delivers it holds its outstanding work on (no lock and no copy of
+  /// the strand to take). Null once the execution context has shut down. Any thread.
+  const asio::any_io_executor* context_executor() const noexcept;
   bool running() const noexcept;
 
   // ---- the cooperator ----

@@ -65,8 +65,14 @@ class when_done_op final : public waiter_base_for<when_done_op<Handler, Value>, 
   // delivers it (in a pool, the member the task finished on, wherever it was waited for).
   static constexpr bool on_deliverers_strand =
       std::is_same_v<asio::associated_executor_t<Handler, no_associated_executor>, no_associated_executor>;
-  using work_type = tracked_work<handler_executor>;  // outstanding work, either executor model
-  using work_executor = typename work_type::executor_type;
+  // Outstanding work, either executor model. A completion on the deliverer's strand holds
+  // it on the strand's execution context directly (the member it will run on is not known
+  // yet, and all members share the context): a tracked copy of the strand would cost a
+  // lock, a strand copy and the copies inside post() of the type-erased executor. Empty
+  // when the context has already shut down (the wait is then destroyed, never run).
+  using work_type = std::conditional_t<on_deliverers_strand, std::optional<tracked_work<asio::any_io_executor>>,
+                                       tracked_work<handler_executor>>;
+  using work_executor = typename tracked_work<handler_executor>::executor_type;
   using allocator_type = typename std::allocator_traits<
       asio::associated_allocator_t<Handler>>::template rebind_alloc<when_done_op>;
 
@@ -100,7 +106,7 @@ public:
   when_done_op(Handler&& handler, std::shared_ptr<cooperator_core> core, task_ptr task, bool stops_task,
                result_slot<Value>* source)
       : handler_(std::move(handler)),
-        work_(asio::get_associated_executor(handler_, core->get_executor())),
+        work_(make_work(handler_, *core)),
         core_(std::move(core)),
         task_(std::move(task)),
         stops_task_(stops_task),
@@ -126,7 +132,7 @@ public:
         if (const auto* strand = by.locked_strand())
           post_into_strand(*strand, completion(this, std::move(result)), this, redeliver{this});
         else
-          send(completion(this, std::move(result)));
+          completion(this, nullptr).discard();  // the context has shut down: its strand is gone
       } else {
         send(completion(this, std::move(result)));
       }
@@ -170,6 +176,8 @@ private:
     completion(when_done_op* o, std::exception_ptr r) noexcept : op(o), result(std::move(r)) {}
     completion(completion&& other) noexcept : op(std::exchange(other.op, nullptr)), result(std::move(other.result)) {}
     completion& operator=(completion&&) = delete;
+    /// Destroys the op unrun, as a queue that is destroyed does.
+    void discard() noexcept { std::exchange(op, nullptr)->destroy(); }
     ~completion() {
       if (!op) return;
       if (drop_guard::report_drop(op)) op->result_ = std::move(result);  // a failed post: the poster keeps the op
@@ -212,8 +220,17 @@ private:
     return true;
   }
 
-  // The handler's executor gets the completion; a strand (the cooperator's own, by
-  // default) is entered through its inner executor from outside (strand_entry.hpp).
+  static work_type make_work(Handler& handler, cooperator_core& core) {
+    if constexpr (on_deliverers_strand) {
+      if (const asio::any_io_executor* ex = core.context_executor()) return work_type(std::in_place, *ex);
+      return std::nullopt;
+    } else {
+      return work_type(asio::get_associated_executor(handler, core.get_executor()));
+    }
+  }
+
+  // The handler's executor gets the completion; a strand (one the handler is bound to)
+  // is entered through its inner executor from outside (strand_entry.hpp).
   void send(completion&& c) {
     if constexpr (is_strand<work_executor>::value)
       post_into_strand(work_.executor(), std::move(c), this, redeliver{this});
