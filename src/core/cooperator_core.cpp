@@ -38,6 +38,9 @@ void cooperator_core::cancel_task(task_base& t) noexcept { impl(*this).cancel_ta
 void cooperator_core::redeliver(waiter_base& w, std::exception_ptr result) noexcept {
   impl(*this).redeliver(w, std::move(result));
 }
+bool cooperator_core::batch_completion(waiter_base& w, std::exception_ptr& result) noexcept {
+  return impl(*this).batch_completion(w, result);
+}
 std::uint32_t cooperator_core::begin_await(task_base& t) noexcept { return impl(*this).begin_await(t); }
 void cooperator_core::undo_await(task_base& t) noexcept { impl(*this).undo_await(t); }
 void cooperator_core::end_await(task_base& t, std::uint32_t generation, std::exception_ptr failure,

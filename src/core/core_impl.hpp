@@ -104,6 +104,11 @@ public:
   void cancel_waiter(task_base& t, waiter_base& w) noexcept;
   void cancel_task(task_base& t) noexcept;
   void redeliver(waiter_base& w, std::exception_ptr result) noexcept;
+  bool batch_completion(waiter_base& w, std::exception_ptr& result) noexcept;
+  // The batch's posted handler runs it, or, destroyed unrun with the strand's queue,
+  // discards it (completion_batch.cpp).
+  void run_batch();
+  void discard_batch() noexcept;
   std::uint32_t begin_await(task_base& t) noexcept;
   void undo_await(task_base& t) noexcept;
   void end_await(task_base& t, std::uint32_t generation, std::exception_ptr failure, void (*deliver)(void*),
@@ -324,6 +329,7 @@ private:
   /// Completes (posts) `w`, or keeps it for retry() when out of memory.
   void deliver(waiter_base& w, std::exception_ptr result) noexcept;
   void retry_needed() noexcept;
+  waiter_base* take_batch() noexcept;
   void retry() noexcept;
   void try_schedule_tick() noexcept;
   static std::exception_ptr result_of(const task_base& t) noexcept;
@@ -411,6 +417,10 @@ private:
   preemption_timer::entry timer_entry_;
   // What could not be posted for lack of memory, posted again by retry().
   waiter_base* undelivered_ = nullptr;
+  // Completions delivered from the strand, run by one posted handler (completion_batch.cpp).
+  waiter_base* batch_head_ = nullptr;
+  waiter_base* batch_tail_ = nullptr;
+  bool batch_posted_ = false;
   bool tick_lost_ = false;
   int hops_ = 1;  // posts on the inner executor before a re-posted tick enters the strand
   std::atomic<bool> needs_retry_{false};

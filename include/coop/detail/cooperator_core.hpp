@@ -89,6 +89,11 @@ public:
   /// Completes `w` again: its completion was dropped after leaving the lock (out of
   /// memory while entering the handler's strand). Kept for a later retry if that fails too.
   void redeliver(waiter_base& w, std::exception_ptr result) noexcept;
+  /// From a waiter's complete(), under this core's lock, for a handler that runs on the
+  /// delivering core's strand: when this thread runs that strand (a tick finishing tasks),
+  /// queues `w` and `result` on the core's batch of completions, which one handler posted
+  /// to the strand runs in order. False, `result` untouched, otherwise.
+  bool batch_completion(waiter_base& w, std::exception_ptr& result) noexcept;
 
   // ---- the operation a coroutine task awaits (coop::steps) ----
   /// Called from the task's own unit: the unit yielded an operation; the task leaves the

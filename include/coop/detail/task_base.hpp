@@ -60,6 +60,9 @@ public:
   std::exception_ptr result_;  // kept while a completion waits to be posted again
   /// Destroys the op without invoking it (execution context shutting down).
   virtual void destroy() noexcept = 0;
+  /// Runs the handler with result_ (the op is freed first), from the batch of completions
+  /// the delivering core runs on its strand. Throws what the handler throws.
+  virtual void invoke() = 0;
 
 protected:
   ~waiter_base() = default;

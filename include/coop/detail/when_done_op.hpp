@@ -121,6 +121,9 @@ public:
         return true;
       }
     }
+    if constexpr (on_deliverers_strand) {
+      if (by.batch_completion(*this, result)) return true;  // a tick's: run with the others
+    }
     drop_guard guard(this);
     try {
       if constexpr (on_deliverers_strand) {
@@ -145,6 +148,8 @@ public:
 
   /// The value became final (result_slot::work_finished): completes it again.
   void redeliver_value() noexcept { core_->redeliver(*this, std::move(this->result_)); }
+
+  void invoke() override { completion(this, std::move(this->result_))(); }
 
   void destroy() noexcept override {
     clear_slot();
