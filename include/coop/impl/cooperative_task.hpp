@@ -20,12 +20,21 @@ public:
   using executor_type = cooperator_core::executor_type;
   executor_type get_executor() const noexcept { return core_->get_executor(); }
 
+  // Invoked as an rvalue (async_initiate, once), the initiation hands its references to
+  // the operation instead of copying them: two reference counts fewer per wait.
   template <class Handler>
-  void operator()(Handler&& handler, bool stops_task) const {
+  void operator()(Handler&& handler, bool stops_task) && {
+    cooperator_core& core = *core_;
+    task_base& task = *task_;
     // A decayed copy: some tokens (use_promise) pass an lvalue handler they still use.
     auto* op = when_done_op<std::decay_t<Handler>, Value>::create(
-        std::decay_t<Handler>(std::forward<Handler>(handler)), core_, task_, stops_task, result_);
-    core_->when_done(*task_, *op);
+        std::decay_t<Handler>(std::forward<Handler>(handler)), std::move(core_), std::move(task_), stops_task, result_);
+    core.when_done(task, *op);
+  }
+  // Tokens that keep the initiation to launch later, or again (deferred), invoke an lvalue.
+  template <class Handler>
+  void operator()(Handler&& handler, bool stops_task) const& {
+    initiate_when_done(*this)(std::forward<Handler>(handler), stops_task);
   }
 
 private:
