@@ -35,7 +35,7 @@ private:
 
 bool core_impl::batch_completion(waiter_base& w, std::exception_ptr& result) noexcept {
   if (!strand_ || !strand_->running_in_this_thread()) return false;
-  if (!batch_posted_) {
+  if (!batch_head_) {
     // No batch is queued, so none is left to discard should the post fail (out of memory,
     // the runner destroyed inside it): the waiter then posts its own completion.
     try {
@@ -43,7 +43,6 @@ bool core_impl::batch_completion(waiter_base& w, std::exception_ptr& result) noe
     } catch (...) {
       return false;
     }
-    batch_posted_ = true;
   }
   w.result_ = std::move(result);
   w.next_ = nullptr;
@@ -55,8 +54,7 @@ bool core_impl::batch_completion(waiter_base& w, std::exception_ptr& result) noe
 waiter_base* core_impl::take_batch() noexcept {
   lock l(*this);
   batch_tail_ = nullptr;
-  batch_posted_ = false;  // a completion delivered from here on goes to a new batch
-  return std::exchange(batch_head_, nullptr);
+  return std::exchange(batch_head_, nullptr);  // a completion delivered from here on starts a new batch
 }
 
 void core_impl::run_batch() {

@@ -417,10 +417,10 @@ private:
   preemption_timer::entry timer_entry_;
   // What could not be posted for lack of memory, posted again by retry().
   waiter_base* undelivered_ = nullptr;
-  // Completions delivered from the strand, run by one posted handler (completion_batch.cpp).
+  // Completions delivered from the strand, run by one posted handler (completion_batch.cpp);
+  // a batch is non-empty exactly while its handler is queued.
   waiter_base* batch_head_ = nullptr;
   waiter_base* batch_tail_ = nullptr;
-  bool batch_posted_ = false;
   bool tick_lost_ = false;
   int hops_ = 1;  // posts on the inner executor before a re-posted tick enters the strand
   std::atomic<bool> needs_retry_{false};
