@@ -273,6 +273,41 @@ BOOST_AUTO_TEST_CASE(a_last_unit_is_charged_its_time) {
   BOOST_TEST(ratio(self.stats().busy, measured_self) <= 1 + 0.05 * over);
 }
 
+BOOST_AUTO_TEST_CASE(a_task_nobody_holds_still_counts_for_the_cooperator) {
+  // With no handle left, only its wait, nobody can ask for the task's stats: it finishes
+  // without the clock read that charges a last run, and the time of that run still counts
+  // in the cooperator's busy time, read at the end of the tick.
+  asio::io_context io;
+  coop::cooperator c(io, {.yield_cpu = false});
+  std::chrono::nanoseconds measured{};
+  auto spin = spinner(5ms, measured);
+  int completions = 0;
+  c.cooperate([&spin] {
+     spin();
+     return coop::step::done;
+   }).when_done([&completions](std::exception_ptr e) { completions += e ? 100 : 1; });
+  io.run();
+  BOOST_TEST(completions == 1);
+  BOOST_TEST(c.stats().units == 1u);
+  BOOST_TEST(c.stats().finished == 1u);
+  BOOST_TEST(ratio(c.stats().busy, measured) >= 0.95);
+  BOOST_TEST(ratio(c.stats().busy, measured) <= 1 + 0.10 * over);
+
+  // Without a wait the task is freed as it finishes, before the tick's last read.
+  std::chrono::nanoseconds measured_alone{};
+  auto spin_alone = spinner(5ms, measured_alone);
+  c.cooperate([&spin_alone] {
+    spin_alone();
+    return coop::step::done;
+  });
+  const auto busy_before = c.stats().busy;
+  io.restart();
+  io.run();
+  BOOST_TEST(c.stats().finished == 2u);
+  BOOST_TEST(ratio(c.stats().busy - busy_before, measured_alone) >= 0.95);
+  BOOST_TEST(ratio(c.stats().busy - busy_before, measured_alone) <= 1 + 0.10 * over);
+}
+
 BOOST_AUTO_TEST_CASE(waited_is_the_time_in_the_run_order_less_busy) {
   // Two tasks of 100 us units: each waits while the other runs.
   asio::io_context io;

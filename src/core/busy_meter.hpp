@@ -36,7 +36,7 @@ public:
     units_ += n;
     // A task that finished during the run (it stopped itself) may be freed before the
     // next read: if the run is the only one since the last read, it is charged now.
-    if (t.retired_) retiring(t);
+    if (t.retired_) retiring(t, 0);  // its waits completed as it retired
   }
   /// `n` units of several tasks ran in place (in_place_walk.hpp), each charged rate().
   void walked(std::uint32_t n) noexcept {
@@ -44,10 +44,16 @@ public:
     runs_ += 2;
     units_ += n;
   }
-  /// `t` finishes (and may be freed soon): if its run is the one since the last read, it
-  /// is charged that run's time now (a read), as no later read may reach it.
-  void retiring(const task_base& t) noexcept {
-    if (single_ == &t) read(std::chrono::steady_clock::now());
+  /// `t` finishes (and may be freed soon), the cooperator still holding its reference and
+  /// `waits` when_done operations about to complete holding one each: if its run is the one
+  /// since the last read, it is charged that run's time now (a read), as no later read may
+  /// reach it. Unless those are all its references: no handle is left to ask for its stats,
+  /// and a read would cost each finishing task (one-unit tasks, say) a clock read for
+  /// nothing. The interval's time still counts in the cooperator's at the next read.
+  void retiring(const task_base& t, std::uint32_t waits) noexcept {
+    if (single_ != &t) return;
+    if (t.references() == 1 + waits) single_ = nullptr;
+    else read(std::chrono::steady_clock::now());
   }
 
   /// Where each read's time goes, for the stall detector (every read is at a unit boundary).

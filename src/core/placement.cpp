@@ -118,7 +118,9 @@ void core_impl::retire(task_base& t) noexcept {
   if (t.retired_) return;
   t.retired_ = true;
   if (&t == unit_just_ended_) unit_just_ended_ = nullptr;  // it may be freed below
-  meter_.retiring(t);
+  std::uint32_t waits = 0;
+  for (const waiter_base* w = t.waiters_; w; w = w->next_) ++waits;
+  meter_.retiring(t, waits);
   --task_count_;
   add_relaxed(finished_, std::uint64_t{1});
   recount_shares(t);

@@ -99,6 +99,9 @@ public:
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
+  /// How many references there are, a snapshot. A holder that knows all the others knows
+  /// the count cannot grow: a new reference is only ever copied from an existing one.
+  std::uint32_t references() const noexcept { return refs_.load(std::memory_order_relaxed); }
 
   /// Runs up to `max_units` units, fewer when `interrupt` becomes non-zero, the task is
   /// paused or finished (control_), or it starts waiting on an operation. Never throws:
