@@ -42,6 +42,7 @@ struct settings {
   std::chrono::milliseconds latency_window{2000};
   std::chrono::milliseconds fairness_window{300};
   std::uint64_t memory_tasks = 1'000'000;
+  std::chrono::milliseconds stall_window{60'000};  // units under the stall threshold, none reported
 };
 
 // ---- statistics ----------------------------------------------------------------------------
@@ -88,6 +89,7 @@ void run_fairness(const settings&, json::object& out);       // (e)
 void run_threads(const settings&, json::object& out);        // (f)
 void run_shares(const settings&, json::object& out);         // (h)
 void run_pool(const settings&, json::object& out);           // (i)
+void run_stall(const settings&, json::object& out);          // (j)
 
 // ---- an executor that times every function it runs ----------------------------------------
 

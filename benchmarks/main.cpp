@@ -3,7 +3,7 @@
 // of absolute figures and ratios, checks the targets and writes the same as JSON.
 //
 //   coop_bench [--quick] [--json FILE] [--only SECTIONS] [--repetitions N] [--verbose]
-//              [--benchmark_* flags of Google Benchmark]
+//              [--stall-seconds S] [--benchmark_* flags of Google Benchmark]
 //   coop_bench --report FILE     prints the tables of a saved JSON file
 #include "bench.hpp"
 
@@ -389,6 +389,13 @@ json::array check_targets(const json::object& doc) {
           ">=", 0.9, "");
     }
   }
+  if (const auto* st = doc.if_contains("stall")) {
+    const auto& o = st->as_object();
+    add("stall reported after the threshold: max delay, 10 ms threshold, 50 ms units", num(o, "delay_max_us") / 1000.0,
+        "<=", 2.0, "ms");
+    add("stall reports: one per stalled unit", num(o, "reports"), ">=", num(o, "stalls"), "");
+    add("false stall reports, units of 1 us to 5 ms, 10 ms threshold", num(o, "quiet_reports"), "<=", 0.0, "");
+  }
   return out;
 }
 
@@ -460,6 +467,20 @@ void print_pool(const json::object& doc) {
                 100 * num(o, "balance_busy1"), num(o, "balance_moved"));
 }
 
+void print_stall(const json::object& doc) {
+  const auto* st = doc.if_contains("stall");
+  if (!st) return;
+  const auto& o = st->as_object();
+  std::printf("\n(j) Stall detector, a %.0f ms threshold\n", num(o, "threshold_ms"));
+  std::printf("  %lld units of %.0f ms: %lld reports (%lld with a backtrace); on_stall called after the threshold:"
+              " p50 %.0f us, max %.0f us\n",
+              static_cast<long long>(num(o, "stalls")), num(o, "unit_ms"), static_cast<long long>(num(o, "reports")),
+              static_cast<long long>(num(o, "with_backtrace")), num(o, "delay_p50_us"), num(o, "delay_max_us"));
+  std::printf("  units of 1 us to 5 ms for %.0f s: %lld units, %lld reports (longest unit %.2f ms, wall)\n",
+              num(o, "quiet_window_s"), static_cast<long long>(num(o, "quiet_units")),
+              static_cast<long long>(num(o, "quiet_reports")), num(o, "quiet_longest_unit_ms"));
+}
+
 void print_all(json::object& doc, const settings& config) {
   doc["targets"] = check_targets(doc);
   print_throughput(doc, config);
@@ -469,6 +490,7 @@ void print_all(json::object& doc, const settings& config) {
   print_rest(doc);
   print_shares(doc);
   print_pool(doc);
+  print_stall(doc);
   print_targets(doc["targets"].as_array(), config.quick);
 }
 
@@ -524,7 +546,8 @@ int main(int argc, char** argv) {
       ("quick", "short smoke run (a few seconds): small sizes, one repetition")
       ("json", po::value(&json_path), "write the results as JSON to this file")
       ("report", po::value(&report_path), "measure nothing: print the tables and targets of a saved JSON file")
-      ("only", po::value(&only), "comma-separated sections: throughput,control,lifecycle,latency,memory,fairness,shares,threads,pool")
+      ("only", po::value(&only), "comma-separated sections: throughput,control,lifecycle,latency,memory,fairness,shares,threads,pool,stall")
+      ("stall-seconds", po::value<double>(), "the stall section's run of units under the threshold, seconds (default 60)")
       ("repetitions", po::value(&config.repetitions), "runs per throughput/control figure; the median is kept (default 5)")
       ("verbose", "also print Google Benchmark's own console output")
       ("glibc-trim", "keep glibc's heap trimming (see warm_heap() for why it is off by default)");
@@ -552,7 +575,10 @@ int main(int argc, char** argv) {
     if (!vm.count("repetitions")) config.repetitions = 1;
     config.total_units = 400'000;
     config.latency_window = std::chrono::milliseconds(200);
+    config.stall_window = std::chrono::milliseconds(2000);
   }
+  if (vm.count("stall-seconds"))
+    config.stall_window = std::chrono::milliseconds(static_cast<long long>(vm["stall-seconds"].as<double>() * 1000));
   std::set<std::string> sections;
   for (std::stringstream in(only); std::getline(in, only, ',');)
     if (!only.empty()) sections.insert(only);
@@ -589,6 +615,7 @@ int main(int argc, char** argv) {
                      {"latency_window_ms", config.latency_window.count()},
                      {"fairness_window_ms", config.fairness_window.count()},
                      {"memory_tasks", config.memory_tasks},
+                     {"stall_window_ms", config.stall_window.count()},
                      {"heap", heap_warm ? "warm" : "glibc-trim"}}}};
 
   std::printf("coop_bench  %s  %s, %u cores, load %s, heap %s\n", doc["date"].as_string().c_str(),
@@ -603,6 +630,7 @@ int main(int argc, char** argv) {
   if (wanted("shares")) run_shares(config, doc);
   if (wanted("threads")) run_threads(config, doc);
   if (wanted("pool")) run_pool(config, doc);
+  if (wanted("stall")) run_stall(config, doc);
   if (wanted("memory")) run_memory(config, doc);  // last: it leaves the heap large
 
   print_all(doc, config);
