@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 // coop_bench (j) the stall detector: how late after the threshold on_stall is called for
-// units that stall (a 10 ms threshold, 50 ms units), and that units under the threshold
+// units that stall now and then (a 10 ms threshold, 50 ms units, 30 ms apart), and that units under the threshold
 // (1 us to 5 ms, a 10 ms threshold) are never reported, over a long window.
 #include "bench.hpp"
 
@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <mutex>
 
 namespace bench {
@@ -30,7 +31,8 @@ struct delays {
   std::size_t with_backtrace = 0;
 };
 
-// `stalls` units of 50 ms in one task; each unit stores when it began, the watchdog's
+// `stalls` one-unit tasks of 50 ms, each made after 30 ms without ticks (a server stalls
+// now and then, not all the time); each unit stores when it began, the watchdog's
 // on_stall reads it while the unit still runs.
 delays measure_delays(int stalls) {
   asio::io_context ctx;
@@ -46,11 +48,21 @@ delays measure_delays(int stalls) {
               d.running_ms.push_back(std::chrono::duration<double, std::milli>(r.running).count());
               if (!r.backtrace.empty()) ++d.with_backtrace;
             }});
-  (void)cooperator.cooperate([&, left = stalls]() mutable noexcept {
-    unit_began.store(clock::now().time_since_epoch().count(), std::memory_order_release);
-    spin_for(std::chrono::milliseconds(50));
-    return --left == 0 ? coop::step::done : coop::step::more;
-  });
+  asio::steady_timer gap(ctx);
+  std::function<void(int)> next = [&](int left) {
+    if (left == 0) return;
+    gap.expires_after(std::chrono::milliseconds(30));
+    gap.async_wait([&, left](boost::system::error_code) {
+      cooperator
+          .cooperate([&]() noexcept {
+            unit_began.store(clock::now().time_since_epoch().count(), std::memory_order_release);
+            spin_for(std::chrono::milliseconds(50));
+            return coop::step::done;
+          })
+          .when_done([&, left](std::exception_ptr) { next(left - 1); });
+    });
+  };
+  next(stalls);
   ctx.run();
   return d;
 }

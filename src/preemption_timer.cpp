@@ -91,8 +91,18 @@ private:
   // The stall detector's look at `e`, whose tick runs: how long the unit has run if it is
   // a stall to report now; otherwise it probes again when the last probe was answered.
   static std::optional<std::int64_t> look_for_stall(entry& e, std::int64_t now) noexcept {
+    // A tick begun since the last probe made one at its start. Acquire: pairs with the
+    // tick's store, after its first boundary's.
+    const std::int64_t started = e.tick_start_ns.load(std::memory_order_acquire);
+    if (started > e.probe_ns) {
+      e.previous_probe_ns = e.probe_ns;
+      e.probe_ns = started;
+      e.probe_at_tick_start = true;
+    }
     const std::int64_t boundary = e.boundary_ns.load(std::memory_order_relaxed);
-    if (e.probe_ns != 0 && boundary < e.probe_ns) {
+    // The tick's own probe is its first boundary: only a later one answers it.
+    const bool unanswered = e.probe_at_tick_start ? boundary <= e.probe_ns : boundary < e.probe_ns;
+    if (e.probe_ns != 0 && unanswered) {
       // No boundary since the probe: the unit running then runs on. It began after the
       // probe before (answered, or this one would not have been made) and the last
       // boundary: it has run at least since the probe, at most since then.
@@ -102,6 +112,7 @@ private:
     }
     e.previous_probe_ns = e.probe_ns;
     e.probe_ns = now;
+    e.probe_at_tick_start = false;
     e.core->probe();
     return std::nullopt;
   }

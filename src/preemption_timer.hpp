@@ -31,12 +31,17 @@ struct entry {
   // running it (0 between ticks) and the time of each clock read, all made at unit
   // boundaries; the watchdog asks for a read at the next boundary (core_impl::probe())
   // at every look. A probe that no boundary has answered by the time it is stall_ns
-  // old means the unit running when it was made runs on: a stall.
+  // old means the unit running when it was made runs on: a stall. A tick makes the first
+  // probe itself, at its start (its first clock read, the boundary before its first
+  // unit): a unit that stalls at once is reported on time however late the watchdog
+  // wakes up after a quiet spell.
   std::int64_t stall_ns = 0;
   std::atomic<long> tick_thread{0};
   std::atomic<std::int64_t> boundary_ns{0};
-  // The watchdog's own: its last probe, the one before, and the last one reported.
+  // The watchdog's own: its last probe, the one before, and the last one reported; and
+  // whether the last probe is the one a tick makes at its start (tick_start_ns).
   std::int64_t probe_ns = 0, previous_probe_ns = 0, reported_probe_ns = 0;
+  bool probe_at_tick_start = false;
 };
 
 /// How often the thread looks while a tick with a stall detector runs: a stall is reported

@@ -82,9 +82,11 @@ bool install() noexcept {
     sa.sa_handler = &on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;  // system calls the unit was in go on
-    // Unwinding the first time may load libgcc_s (not async-signal-safe): done here.
-    void* warm[4];
-    boost::stacktrace::safe_dump_to(warm, sizeof warm);
+    // Unwinding the first time may load libgcc_s (not async-signal-safe): done here. So
+    // is the first symbolization's setup (~0.1 ms of one-time work).
+    void* warm[4] = {};
+    const std::size_t frames = boost::stacktrace::safe_dump_to(warm, sizeof warm);
+    (void)boost::stacktrace::to_string(boost::stacktrace::stacktrace::from_dump(warm, frames * sizeof(void*)));
     return ::sigaction(stall_signal(), &sa, nullptr) == 0;
   }();
   return installed;
@@ -107,14 +109,19 @@ account take(long tid, const std::atomic<task_base*>& running, std::chrono::mill
     req.state.store(request::idle, std::memory_order_relaxed);  // the thread is gone
     return a;
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto sent = std::chrono::steady_clock::now();
+  const auto deadline = sent + timeout;
   while (req.state.load(std::memory_order_acquire) != request::done) {
-    if (std::chrono::steady_clock::now() >= deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
       int expected = request::requested;
       if (req.state.compare_exchange_strong(expected, request::idle)) return a;  // never delivered
       // The handler is writing: it ends in microseconds.
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    // A running thread takes the signal within tens of microseconds: yield until then (a
+    // sleep, however short, costs ~100 us of timer slack here), then sleep between looks.
+    if (now - sent < std::chrono::microseconds(500)) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
   a.taken = true;
   if (req.has_task) {

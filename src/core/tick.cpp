@@ -288,6 +288,9 @@ bool core_impl::interrupted(task_base& t, task_base*& ran) noexcept {
 std::chrono::steady_clock::time_point core_impl::begin_slice() noexcept {
   const auto start = std::chrono::steady_clock::now();
   interrupt_.fetch_and(~preempt_bit, std::memory_order_relaxed);
+  // The stall detector's first probe, made by the tick (preemption_timer.hpp): the first
+  // unit's end is a boundary the watchdog sees.
+  if (timer_entry_.stall_ns > 0) probe();
   meter_.start(start);
   timer_entry_.tick_start_ns.store(start.time_since_epoch().count(), std::memory_order_seq_cst);
   preemption_timer::tick_started();
