@@ -393,7 +393,8 @@ json::array check_targets(const json::object& doc) {
     const auto& o = st->as_object();
     add("stall reported after the threshold: max delay, 10 ms threshold, 50 ms units", num(o, "delay_max_us") / 1000.0,
         "<=", 2.0, "ms");
-    add("stall reports: one per stalled unit", num(o, "reports"), ">=", num(o, "stalls"), "");
+    add("stall reports: one per stalled unit, |reports - stalled units|", std::abs(num(o, "reports") - num(o, "stalls")),
+        "<=", 0.0, "");
     add("false stall reports, units of 1 us to 5 ms, 10 ms threshold", num(o, "quiet_reports"), "<=", 0.0, "");
   }
   return out;
