@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README, CI): installs what is missing, then builds and runs the whole
-# suite normally, soaks the demo server for 20 s, runs the suite again under ASan+UBSan in
+# suite normally, soaks the demo server for 30 s, runs the suite again under ASan+UBSan in
 # the shake-out mode, the threaded tests under TSan, one suite with Networking TS executors as Asio's default, fuzzes the
 # operation sequences for a minute (libFuzzer, clang-14), and checks that
 # the library builds alone with BUILD_TESTING=OFF and that an outside project can consume
@@ -26,8 +26,8 @@ cmake -S . -B "$out/normal" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOOP_BUILD_DEMO=
 cmake --build "$out/normal" -j"$jobs"
 ctest --test-dir "$out/normal" --output-on-failure -j"$jobs"
 
-step "soak: the demo server under wrk and a random job client, ${COOP_SOAK_SECONDS:-20} s"
-COOP_SOAK_BUILD="$out/normal" COOP_SOAK_SKIP_BUILD=1 examples/server/soak.sh "${COOP_SOAK_SECONDS:-20}"
+step "soak: the demo server under wrk and a random job client, ${COOP_SOAK_SECONDS:-30} s"
+COOP_SOAK_BUILD="$out/normal" COOP_SOAK_SKIP_BUILD=1 examples/server/soak.sh "${COOP_SOAK_SECONDS:-30}"
 
 step "ASan+UBSan build and tests, in the shake-out mode (every tick ends after one unit)"
 # Every test, the demo server's and the examples that check themselves too; not the other
