@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // coop_bench (j) the stall detector: how late after the threshold on_stall is called for
-// units that stall now and then (a 10 ms threshold, 50 ms units, 30 ms apart), and that units under the threshold
-// (1 us to 5 ms, a 10 ms threshold) are never reported, over a long window.
+// units that stall now and then (a 10 ms threshold, 50 ms units, 30 ms apart), and that
+// units under the threshold (1 us to 5 ms) are never reported, over a long window.
 #include "bench.hpp"
 
 #include <coop/coop.hpp>
