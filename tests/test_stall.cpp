@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include <csignal>
+#include <pthread.h>
 #include <unistd.h>
 
 namespace asio = boost::asio;
@@ -162,6 +164,46 @@ BOOST_AUTO_TEST_CASE(a_unit_that_never_returns_is_reported) {
   BOOST_TEST(r.list.at(0).running >= 10ms);
   BOOST_TEST(c.stats().stalls == 1u);
 }
+
+#if defined(__linux__)
+// The watchdog gives the stalled thread 20 ms to answer its signal: a thread that blocks
+// it gets its report after that, without a name or a backtrace, and the next stall, with
+// the signal let through again, gets both.
+BOOST_AUTO_TEST_CASE(a_thread_that_blocks_the_signal_is_reported_without_a_backtrace) {
+  reports r;
+  std::atomic<int> reported{0};
+  asio::io_context io;
+  coop::cooperator_options options = every_loop(10ms, r)[0];
+  options.on_stall = [&reported, inner = r.handler()](const coop::stall_report& report) {
+    inner(report);
+    ++reported;
+  };
+  coop::cooperator c(io, options);
+  int unit = 0;
+  c.cooperate(
+      [&] {
+        sigset_t all, before;
+        sigfillset(&all);
+        if (unit == 0) ::pthread_sigmask(SIG_BLOCK, &all, &before);
+        const auto start = clock_type::now();
+        r.unit_started.store(start.time_since_epoch().count());
+        while (reported.load() == unit && clock_type::now() - start < 10s) {
+        }
+        if (unit == 0) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+        return ++unit < 2 ? coop::step::more : coop::step::done;
+      },
+      {.name = "masked"});
+  io.run();
+  BOOST_TEST_REQUIRE(r.count.load() == 2);
+  BOOST_TEST(r.list[0].task.empty());
+  BOOST_TEST(r.list[0].backtrace.empty());
+  BOOST_TEST(r.list[0].running >= 10ms);
+  BOOST_TEST(r.after_start[0] >= 10ms + 20ms);  // the threshold, then the wait for an answer
+  BOOST_TEST(r.list[1].task == "masked");
+  BOOST_TEST(!r.list[1].backtrace.empty());
+  BOOST_TEST(c.stats().stalls == 2u);
+}
+#endif
 
 BOOST_AUTO_TEST_CASE(the_default_report_is_one_line_on_stderr) {
   // stderr into a file for the test's span.
