@@ -26,6 +26,7 @@
 #include <boost/core/demangle.hpp>
 #include <boost/version.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -62,6 +63,7 @@ namespace alloc {
 
 std::atomic<long> live{0};          // allocations not yet freed
 std::atomic<long> total{0};         // allocations ever made
+std::atomic<long> bytes{0};         // bytes ever allocated
 std::atomic<long> countdown{0};     // > 0: armed; the allocation that brings it to 0 fails
 std::atomic<bool> fired{false};
 std::atomic<long> injected{0};      // failures injected over the whole run
@@ -89,6 +91,7 @@ void* allocate(std::size_t size, std::size_t align, bool nothrow) {
   }
   ++live;
   ++total;
+  bytes += static_cast<long>(size);
   return p;
 }
 
@@ -622,6 +625,62 @@ BOOST_AUTO_TEST_CASE(the_allocator_hooks_work) {
   };
   point_result r = run_point(crash, 1);
   BOOST_TEST(!r.crash.empty());
+}
+
+// Two units, then 7: as work with a result, and as a coroutine.
+struct two_units_of_seven {
+  int units = 0;
+  int value = 7;
+  coop::step operator()() noexcept { return ++units < 2 ? coop::step::more : coop::step::done; }
+};
+coop::steps_of<int> two_units_coroutine(int v) {
+  co_yield coop::next;
+  co_return v;
+}
+// The same with a buffer in its frame.
+coop::steps_of<int> two_units_with_a_buffer(int v) {
+  std::array<volatile char, 4096> buffer{};
+  buffer[0] = static_cast<char>(v);
+  co_yield coop::next;
+  co_return buffer[0];
+}
+int value_of(int v) { return v; }
+int value_of(const two_units_of_seven& w) { return w.value; }
+
+// A coroutine given to cooperate() and its task share one block (the frame has room in
+// front of it for the task): a coroutine task costs the allocations a callable's does. A
+// coroutine that callable work makes gets no room: that work's task exists already.
+BOOST_AUTO_TEST_CASE(a_coroutine_task_is_one_allocation) {
+  manual_context ctx;
+  coop::cooperator c(ctx);
+  { auto warm = c.cooperate([] { return coop::step::done; }); ctx.poll(); }
+  struct cost {
+    long allocations, bytes;
+  };
+  // What making a task and running it to its end allocates; nothing is left allocated.
+  auto measure = [&](auto make) {
+    const long live = alloc::live.load(), total = alloc::total.load(), bytes = alloc::bytes.load();
+    int result = 0;
+    make().when_done([&](std::exception_ptr, const auto& v) { result = value_of(v); });
+    ctx.poll();
+    BOOST_TEST(alloc::live.load() == live);
+    BOOST_TEST(result == 7);
+    return cost{alloc::total.load() - total, alloc::bytes.load() - bytes};
+  };
+  const cost callable = measure([&] { return c.cooperate(coop::returning(two_units_of_seven{})); });
+  const cost coroutine = measure([&] { return c.cooperate(two_units_coroutine(7)); });
+  const cost made_by_callable = measure([&] { return c.cooperate([] { return two_units_coroutine(7); }); });
+  BOOST_TEST_MESSAGE("allocations (bytes): callable " << callable.allocations << " (" << callable.bytes << "), coroutine "
+                     << coroutine.allocations << " (" << coroutine.bytes << "), coroutine made by callable work "
+                     << made_by_callable.allocations << " (" << made_by_callable.bytes << ")");
+  BOOST_TEST(coroutine.allocations == callable.allocations);
+  BOOST_TEST(made_by_callable.allocations == coroutine.allocations + 1);  // its task, then its frame
+  // The room is a task's size (over a hundred bytes): the frame made by callable work has none.
+  BOOST_TEST(made_by_callable.bytes < coroutine.bytes + 64);
+  // A large frame is allocated alone, so that its memory goes as soon as it is destroyed
+  // rather than with the task.
+  const cost large = measure([&] { return c.cooperate(two_units_with_a_buffer(7)); });
+  BOOST_TEST(large.allocations == coroutine.allocations + 1);
 }
 
 // Not a test of coop: documents what Boost.Asio's strand does alone under the same

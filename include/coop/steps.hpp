@@ -18,6 +18,7 @@
 // coop::steps_of<T> is the same with `co_return value;`: the task's result (result_task.hpp).
 #pragma once
 
+#include <coop/detail/frame_room.hpp>
 #include <coop/detail/steps_awaiter.hpp>
 
 #include <coroutine>
@@ -82,9 +83,17 @@ template <> struct steps_return<void> {
   void return_void() noexcept {}
 };
 
+template <class Callable, class T> class steps_task;
+
 template <class Owner, class T>
 struct steps_promise : steps_promise_base, steps_return<T> {
   Owner get_return_object() noexcept { return Owner(std::coroutine_handle<steps_promise>::from_promise(*this)); }
+
+  // The frame comes with room for the task cooperate() makes of it (frame_room.hpp).
+  static void* operator new(std::size_t size) {
+    return frame_room::allocate_frame(size, frame_room::room_for<steps_task<void, T>>());
+  }
+  static void operator delete(void* frame) noexcept { frame_room::deallocate_frame(frame); }
 };
 
 /// The move-only ownership of a steps coroutine's frame, shared by steps and steps_of.
@@ -115,6 +124,7 @@ protected:
   explicit steps_frame_owner(handle_type frame) noexcept : frame_(frame) {}
 
 private:
+  friend struct frame_room;
   handle_type frame_;
 };
 
@@ -148,7 +158,10 @@ private:
 /// (task stop(), the cooperator's stop() or destructor). While an operation is pending,
 /// not before the operation lets go of its handler (it completes, or is destroyed, e.g.
 /// by the execution context's shutdown on the thread running it), so nothing the
-/// operation refers to in the frame dangles. Callable work is destroyed by the same rules
+/// operation refers to in the frame dangles. A frame up to 1 KiB is one block with its
+/// task's (one allocation per task), whose memory goes with the task, when its last
+/// handle and wait are gone; a larger one is allocated alone and freed as it is
+/// destroyed. Callable work is destroyed by the same rules
 /// (work with a result is moved into the completion instead, see coop::returning).
 class [[nodiscard]] steps : public detail::steps_frame_owner<steps, void> {
   /// @cond
@@ -187,3 +200,7 @@ public:
 };
 
 }  // namespace coop
+
+// The task type a frame makes room for (steps_promise::operator new); it includes this
+// file first.
+#include <coop/detail/steps_task.hpp>

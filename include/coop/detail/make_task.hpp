@@ -121,7 +121,12 @@ made_task<work_result_t<Work>> make_task_with_result(Work&& work, const std::sha
     }
     if constexpr (std::is_same_v<W, steps> || is_steps_of<W>::value) {
       if (!work.valid()) throw std::invalid_argument("coop: cooperate() got an empty coop::steps");
-      auto* t = new steps_task<void, work_result_t<W>>(std::forward<Work>(work));
+      using task_type = steps_task<void, work_result_t<W>>;
+      task_type* t = nullptr;
+      if (void* room = frame_room::take_room_of(work, sizeof(task_type)))
+        t = ::new (room) task_type(std::forward<Work>(work));  // its frame's block: one allocation
+      else
+        t = new task_type(std::forward<Work>(work));
       with_core(t, core);
       if constexpr (std::is_same_v<W, steps>) return {t, nullptr};
       else return {t, t->result()};

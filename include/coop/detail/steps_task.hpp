@@ -4,6 +4,7 @@
 #pragma once
 
 #include <coop/detail/cooperator_core.hpp>
+#include <coop/detail/frame_room.hpp>
 #include <coop/detail/in_place_walk.hpp>
 #include <coop/detail/steps_awaiter.hpp>
 #include <coop/detail/task_base.hpp>
@@ -140,7 +141,10 @@ public:
   template <class C>
   explicit steps_task(C&& callable)
       : callable_(std::in_place, std::forward<C>(callable)) {
-    auto frame = std::invoke(*callable_).release();
+    auto frame = [this] {
+      const frame_room::no_room_scope this_task_exists;  // the frame needs no room for it
+      return std::invoke(*callable_).release();
+    }();
     if (!frame) throw std::invalid_argument("coop: the work returned an empty coop::steps");
     result_.connect(frame);
     adopt(frame);
@@ -159,6 +163,12 @@ private:
 template <class T>
 class steps_task<void, T> final : public steps_task_base {
 public:
+  // make_task places the task in the room in front of its frame where there is one, else
+  // allocates it alone; either way its address is where its block begins. Unsized: the
+  // block is larger than the task.
+  static void* operator new(std::size_t size) { return ::operator new(size); }
+  static void operator delete(void* p) noexcept { ::operator delete(p); }
+
   template <class Steps>
   explicit steps_task(Steps&& work) noexcept {
     auto frame = work.release();

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: BSL-1.0
+// A steps coroutine's frame and the task that runs it in one allocation: the frame is
+// allocated with room in front of it for its task, and cooperate() places the task there.
+// A short coroutine task otherwise pays a second malloc and free for its task object.
+#pragma once
+
+#include <cstddef>
+#include <new>
+#include <utility>
+
+namespace coop::detail {
+
+/// A block is [room for the task][header][frame]. The task outlives the frame (it destroys
+/// the frame), so once a task is placed in the room the task's deallocation frees the
+/// block and the frame's frees nothing; a frame no task took frees its block itself.
+struct frame_room {
+  static constexpr std::size_t align = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
+  /// The room a frame reserves for a task of type `Task`: its size, rounded so the frame
+  /// stays aligned; none for an over-aligned task (it is allocated on its own).
+  template <class Task>
+  static constexpr std::size_t room_for() noexcept {
+    return alignof(Task) > align ? 0 : round_up(sizeof(Task));
+  }
+
+  /// Frames up to this size get room. A placed task keeps its frame's memory until the
+  /// task goes (its last handle and wait), so a large frame (a coroutine with a buffer in
+  /// it) is allocated alone and freed as it is destroyed; beside its size, the task's own
+  /// allocation costs little.
+  static constexpr std::size_t max_frame_with_room = 1024;
+
+  /// A new frame of `frame_size` bytes with `room` bytes in front of it (none while
+  /// callable work makes its coroutine: that work's task exists already).
+  static void* allocate_frame(std::size_t frame_size, std::size_t room) {
+    if (callable_makes_frame || frame_size > max_frame_with_room) room = 0;
+    char* block = static_cast<char*>(::operator new(room + header_size + frame_size));
+    ::new (block + room) header{room, false};
+    return block + room + header_size;
+  }
+
+  /// The frame's deallocation: frees its block unless a task lives in the room.
+  static void deallocate_frame(void* frame) noexcept {
+    header* h = header_of(frame);
+    if (h->task_placed) return;  // the task frees the block when it goes
+    ::operator delete(reinterpret_cast<char*>(h) - h->room);
+  }
+
+  /// The room in front of `frame` for a task of `size` bytes, now taken; null if the
+  /// frame has no such room.
+  static void* take_room(void* frame, std::size_t size) noexcept {
+    header* h = header_of(frame);
+    if (h->room < size) return nullptr;
+    h->task_placed = true;
+    return reinterpret_cast<char*>(h) - h->room;
+  }
+
+  /// take_room() for the frame a coop::steps or steps_of<T> object owns.
+  template <class Steps>
+  static void* take_room_of(const Steps& steps, std::size_t size) noexcept {
+    return take_room(steps.frame_.address(), size);
+  }
+
+  /// While it lives, frames made on this thread get no room (callable work's).
+  class no_room_scope {
+  public:
+    no_room_scope() noexcept : saved_(std::exchange(callable_makes_frame, true)) {}
+    ~no_room_scope() { callable_makes_frame = saved_; }
+    no_room_scope(const no_room_scope&) = delete;
+    no_room_scope& operator=(const no_room_scope&) = delete;
+
+  private:
+    bool saved_;
+  };
+
+private:
+  struct header {
+    std::size_t room;  // bytes in front of the header
+    bool task_placed;
+  };
+  static constexpr std::size_t round_up(std::size_t n) noexcept { return (n + align - 1) / align * align; }
+  static constexpr std::size_t header_size = (sizeof(header) + align - 1) / align * align;
+
+  static header* header_of(void* frame) noexcept {
+    return std::launder(reinterpret_cast<header*>(static_cast<char*>(frame) - header_size));
+  }
+
+  static inline constinit thread_local bool callable_makes_frame = false;
+};
+
+}  // namespace coop::detail
