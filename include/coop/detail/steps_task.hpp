@@ -16,6 +16,7 @@
 
 #include <coroutine>
 #include <functional>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -165,9 +166,11 @@ class steps_task<void, T> final : public steps_task_base {
 public:
   // make_task places the task in the room in front of its frame where there is one, else
   // allocates it alone; either way its address is where its block begins. Unsized: the
-  // block is larger than the task.
+  // block is larger than the task. An over-aligned task (T's alignment) is never placed.
   static void* operator new(std::size_t size) { return ::operator new(size); }
   static void operator delete(void* p) noexcept { ::operator delete(p); }
+  static void* operator new(std::size_t size, std::align_val_t a) { return ::operator new(size, a); }
+  static void operator delete(void* p, std::align_val_t a) noexcept { ::operator delete(p, a); }
 
   template <class Steps>
   explicit steps_task(Steps&& work) noexcept {
