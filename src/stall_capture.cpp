@@ -117,22 +117,18 @@ account take(long tid, const std::atomic<task_base*>& running, std::chrono::mill
     req.state.store(request::idle, std::memory_order_relaxed);  // the thread is gone
     return a;
   }
-  timespec deadline{};
-  ::clock_gettime(CLOCK_MONOTONIC, &deadline);  // steady_clock's clock
-  const auto add = [&deadline](std::chrono::nanoseconds d) {
-    const long long ns = deadline.tv_nsec + d.count() % 1'000'000'000;
-    deadline.tv_sec += static_cast<time_t>(d.count() / 1'000'000'000 + ns / 1'000'000'000);
-    deadline.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-  };
-  add(timeout);
+  // steady_clock is CLOCK_MONOTONIC, the clock the wait is given.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
   // A post left over from an earlier answer the watchdog saw before waiting only makes
   // one more turn of this loop: the state decides.
   while (req.state.load(std::memory_order_acquire) != request::done) {
-    if (::sem_clockwait(&answered, CLOCK_MONOTONIC, &deadline) == 0 || errno == EINTR) continue;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+    const timespec until{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+    if (::sem_clockwait(&answered, CLOCK_MONOTONIC, &until) == 0 || errno == EINTR) continue;
     int expected = request::requested;
     if (req.state.compare_exchange_strong(expected, request::idle)) return a;  // never delivered
     // The handler is writing: it ends in microseconds.
-    add(std::chrono::milliseconds(1));
+    deadline += std::chrono::milliseconds(1);
   }
   a.taken = true;
   if (req.has_task) {
