@@ -10,17 +10,21 @@
 
 namespace coop::detail {
 
+/// `n` rounded up to the alignment operator new gives (the frame's and the task's).
+constexpr std::size_t round_to_new_alignment(std::size_t n) noexcept {
+  constexpr std::size_t align = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  return (n + align - 1) / align * align;
+}
+
 /// A block is [room for the task][header][frame]. The task outlives the frame (it destroys
 /// the frame), so once a task is placed in the room the task's deallocation frees the
 /// block and the frame's frees nothing; a frame no task took frees its block itself.
 struct frame_room {
-  static constexpr std::size_t align = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
-
   /// The room a frame reserves for a task of type `Task`: its size, rounded so the frame
   /// stays aligned; none for an over-aligned task (it is allocated on its own).
   template <class Task>
   static constexpr std::size_t room_for() noexcept {
-    return alignof(Task) > align ? 0 : round_up(sizeof(Task));
+    return alignof(Task) > __STDCPP_DEFAULT_NEW_ALIGNMENT__ ? 0 : round_to_new_alignment(sizeof(Task));
   }
 
   /// Frames up to this size get room. A placed task keeps its frame's memory until the
@@ -77,8 +81,7 @@ private:
     std::size_t room;  // bytes in front of the header
     bool task_placed;
   };
-  static constexpr std::size_t round_up(std::size_t n) noexcept { return (n + align - 1) / align * align; }
-  static constexpr std::size_t header_size = (sizeof(header) + align - 1) / align * align;
+  static constexpr std::size_t header_size = round_to_new_alignment(sizeof(header));
 
   static header* header_of(void* frame) noexcept {
     return std::launder(reinterpret_cast<header*>(static_cast<char*>(frame) - header_size));
