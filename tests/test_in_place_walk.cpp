@@ -13,9 +13,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -136,8 +139,14 @@ BOOST_AUTO_TEST_CASE(a_finished_or_failed_unit_ends_it_with_its_outcome) {
   BOOST_TEST(w.last == slots[1]);
   BOOST_TEST((slots[2]->run_turns(w) == run_outcome::failed));
   BOOST_TEST(w.last == slots[3]);
-  BOOST_TEST(static_cast<bool>(slots[3]->failure_));
-  BOOST_TEST(!slots[2]->failure_);
+  // The exception waits for the tick on the unit's thread (which hands it to retire()).
+  std::exception_ptr failure = std::exchange(coop::detail::unit_failure(), nullptr);
+  BOOST_REQUIRE(static_cast<bool>(failure));
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()) == "unit 3");
+  }
   BOOST_TEST(log == (std::vector<int>{0, 1, 2, 3}), boost::test_tools::per_element());
   BOOST_TEST(running.load() == nullptr);
 }

@@ -914,6 +914,52 @@ BOOST_AUTO_TEST_CASE(cancellation_after_stop_returned_but_before_the_handler_ran
   BOOST_TEST(kind(rec->result) == kind<coop::task_stopped>());
 }
 
+BOOST_AUTO_TEST_CASE(cancellation_from_the_works_destructor_as_the_task_finishes) {
+  // stop() destroys the work while it retires the task, before it completes the waits: a
+  // cancellation emitted from there (same thread, under the cooperator's lock) meets a
+  // finished task, so the wait gets the task's result, once.
+  asio::io_context io;
+  test_cooperator coop(io, one_unit_per_tick());
+  asio::cancellation_signal signal;
+  struct cancels_when_destroyed {
+    asio::cancellation_signal* signal;
+    coop::step operator()() { return coop::step::more; }
+    cancels_when_destroyed(asio::cancellation_signal& s) : signal(&s) {}
+    cancels_when_destroyed(cancels_when_destroyed&& other) noexcept : signal(std::exchange(other.signal, nullptr)) {}
+    ~cancels_when_destroyed() {
+      if (signal) signal->emit(asio::cancellation_type::terminal);
+    }
+  };
+  auto task = coop.cooperate(cancels_when_destroyed(signal));
+  auto rec = std::make_shared<record>();
+  task.when_done(asio::bind_cancellation_slot(signal.slot(), once_handler(rec)));
+  io.poll_one();
+  task.stop();
+  drain(io);
+  CHECK_ONCE(rec);
+  BOOST_TEST(kind(rec->result) == kind<coop::task_stopped>());
+}
+
+BOOST_AUTO_TEST_CASE(a_wait_begun_after_a_failure_gets_the_same_exception) {
+  // The exception is kept with the finished task for every later wait.
+  coop_test::manual_context ctx;
+  test_cooperator coop(ctx.get_executor(), one_unit_per_tick());
+  const std::exception_ptr thrown = std::make_exception_ptr(unit_error(7));
+  auto task = coop.cooperate([&]() -> coop::step { std::rethrow_exception(thrown); });
+  auto first = std::make_shared<record>();
+  task.when_done(once_handler(first));
+  ctx.poll();
+  CHECK_ONCE(first);
+  BOOST_TEST((first->result == thrown));
+  for (int i = 0; i < 2; ++i) {
+    auto later = std::make_shared<record>();
+    task.when_done(once_handler(later));
+    ctx.poll();
+    CHECK_ONCE(later);
+    BOOST_TEST((later->result == thrown));
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // What handlers may do
 

@@ -40,8 +40,7 @@ void core_impl::end_await(task_base& t, std::uint32_t generation, std::exception
   t.awaiting_.store(false, std::memory_order_relaxed);
   if (control::state(t.control_.load(std::memory_order_acquire)) == run_state::active) {
     if (failure) {
-      t.failure_ = std::move(failure);
-      try_finish(t, run_state::failed);
+      if (try_finish(t, run_state::failed)) retire(t, std::move(failure));
     } else {
       deliver(arg);
     }
@@ -61,8 +60,7 @@ void core_impl::await_abandoned(task_base& t, std::uint32_t generation) noexcept
   if (!t.awaiting_ || generation_of(t) != generation) return;
   t.awaiting_.store(false, std::memory_order_relaxed);
   if (control::state(t.control_.load(std::memory_order_acquire)) == run_state::active) {
-    t.failure_ = operation_aborted_exception;
-    try_finish(t, run_state::failed);
+    if (try_finish(t, run_state::failed)) retire(t, operation_aborted_exception);
   }
   update_placement(t);
 }

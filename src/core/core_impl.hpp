@@ -259,7 +259,7 @@ private:
   /// control word's requeue bit): the task was resumed, so it goes to the end of the
   /// order even if a lazy pause left it in place.
   void update_placement(task_base& t, bool requeue = false) noexcept;
-  void retire(task_base& t) noexcept;
+  void retire(task_base& t, std::exception_ptr failure = {}) noexcept;
   /// Admits the oldest queued tasks while fewer than max_active_ are admitted.
   void admit_queued() noexcept;
   /// A pool's budget: `t`, which held a place, has finished; the place goes to the

@@ -114,12 +114,14 @@ void core_impl::make_runnable(task_base& t) noexcept {
   note_change();
 }
 
-void core_impl::retire(task_base& t) noexcept {
+void core_impl::retire(task_base& t, std::exception_ptr failure) noexcept {
   if (t.retired_) return;
+  // From here on the task's word holds its failure, not its waiters.
+  waiter_base* w = t.retire_waiters(std::move(failure));
   t.retired_ = true;
   if (&t == unit_just_ended_) unit_just_ended_ = nullptr;  // it may be freed below
   std::uint32_t waits = 0;
-  for (const waiter_base* w = t.waiters_; w; w = w->next_) ++waits;
+  for (const waiter_base* p = w; p; p = p->next_) ++waits;
   meter_.retiring(t, waits);
   --task_count_;
   add_relaxed(finished_, std::uint64_t{1});
@@ -150,9 +152,7 @@ void core_impl::retire(task_base& t) noexcept {
 
   // Handlers complete in the order their waits began (Twisted fires Deferreds in order);
   // waiters are pushed at the head, so walk from the tail.
-  waiter_base* w = t.waiters_;
   while (w && w->next_) w = w->next_;
-  t.waiters_ = nullptr;
   while (w) {
     waiter_base* prev = w->prev_;
     w->linked_ = false;

@@ -18,6 +18,11 @@
 
 namespace coop::detail {
 
+std::exception_ptr& unit_failure() noexcept {
+  thread_local std::exception_ptr failure;
+  return failure;
+}
+
 void core_impl::try_schedule_tick() noexcept {
   try {
     schedule_tick();
@@ -105,9 +110,9 @@ void core_impl::after_unit(task_base& t, run_outcome outcome) noexcept {
   if (outcome == run_outcome::done) {
     if (try_finish(t, run_state::done)) retire(t);
   } else if (outcome == run_outcome::failed) {
-    // run() stored the exception in failure_ before this makes it visible.
-    if (try_finish(t, run_state::failed)) retire(t);
-    else t.failure_ = nullptr;  // stopped first: the exception goes nowhere
+    std::exception_ptr failure = std::exchange(unit_failure(), nullptr);
+    if (try_finish(t, run_state::failed)) retire(t, std::move(failure));
+    // else stopped first: the exception goes nowhere
   }
   if (running_task_finished_) {
     running_task_finished_ = false;

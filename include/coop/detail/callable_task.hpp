@@ -37,7 +37,7 @@ public:
                control_.load(std::memory_order_acquire) == 0);
       return {units, run_outcome::more};
     } catch (...) {
-      failure_ = std::current_exception();
+      unit_failure() = std::current_exception();
       return {units, run_outcome::failed};
     }
   }
@@ -46,7 +46,7 @@ public:
     try {
       return std::invoke(work_ref()) == step::done ? run_outcome::done : run_outcome::more;
     } catch (...) {
-      failure_ = std::current_exception();
+      unit_failure() = std::current_exception();
       return run_outcome::failed;
     }
   }

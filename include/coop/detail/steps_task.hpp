@@ -32,7 +32,7 @@ public:
       frame_.resume();
       if (frame_.done()) {
         if (promise_->exception_) {
-          failure_ = promise_->exception_;
+          unit_failure() = promise_->exception_;
           return {units, run_outcome::failed};
         }
         return {units, run_outcome::done};
@@ -47,7 +47,7 @@ public:
     frame_.resume();
     if (!frame_.done()) return run_outcome::more;
     if (promise_->exception_) {
-      failure_ = promise_->exception_;
+      unit_failure() = promise_->exception_;
       return run_outcome::failed;
     }
     return run_outcome::done;

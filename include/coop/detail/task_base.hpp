@@ -3,7 +3,7 @@
 // pause count, how it finished and the parked when_done waiters. Guarded by the
 // cooperator core's lock; reference counted because handles outlive everything.
 //
-// Kept small (80 bytes on LP64): the tick walks every runnable task in turn, so with many
+// Kept small (72 bytes on LP64): the tick walks every runnable task in turn, so with many
 // tasks a unit costs about as much as reading its task's memory (the first line of the
 // task, and the work that follows). The cooperator is not
 // referenced from here: handles, waiters and coroutine tasks (which need it) hold it.
@@ -35,6 +35,11 @@ struct run_result {
   std::uint32_t units;
   run_outcome outcome;
 };
+
+/// The exception of the unit that has just failed, on the thread that ran it: its task's
+/// run() stores it, the tick takes it right after and hands it to retire(), which keeps it
+/// in the task (task_base::failure_; the task's word for it holds the waiters until then).
+std::exception_ptr& unit_failure() noexcept;
 
 /// Adds to a counter that only one thread writes at a time (under a lock) and others
 /// read: a load and a store, not a read-modify-write (a locked instruction on x86).
@@ -105,7 +110,7 @@ public:
 
   /// Runs up to `max_units` units, fewer when `interrupt` becomes non-zero, the task is
   /// paused or finished (control_), or it starts waiting on an operation. Never throws:
-  /// a throwing unit is reported as failed with the exception stored in failure_.
+  /// a throwing unit is reported as failed with the exception stored in unit_failure().
   virtual run_result run(std::uint32_t max_units, const std::atomic<std::uint32_t>& interrupt) noexcept = 0;
   /// Runs one unit (the round-robin case: one unit per task per turn).
   virtual run_outcome run_one() noexcept = 0;
@@ -131,9 +136,20 @@ private:
 
 public:
   // All below guarded by the core's lock, unless they say otherwise.
-  waiter_base* waiters_ = nullptr;
-  std::exception_ptr failure_;              // what a failed task failed with (set before
-                                            // control_ says failed)
+  // Until the task retires, its parked when_done waiters; from then on, what it failed
+  // with (null unless it failed): retire() hands the waiters the result, and a wait that
+  // begins later completes from failure_. One word for both: the tick's walk reads every
+  // task in turn, and each 16 bytes a task carries cost a unit ~0.5 ns at 100,000 tasks.
+  union {
+    waiter_base* waiters_ = nullptr;
+    std::exception_ptr failure_;
+  };
+  /// At retirement: the waiters to complete, taken out, and `failure` kept in their place.
+  waiter_base* retire_waiters(std::exception_ptr failure) noexcept {
+    waiter_base* w = waiters_;
+    ::new (static_cast<void*>(&failure_)) std::exception_ptr(std::move(failure));
+    return w;
+  }
   std::uint32_t slot_ = 0;                  // index in the runnable or the parked ring
   // Read only while some task has shares other than the default, or with fairness by
   // time: the turn this task has left (units x 100, or nanoseconds). Negative: it
@@ -208,8 +224,9 @@ public:
   }
 
 protected:
-  task_base() = default;
+  task_base() noexcept {}  // user-provided: the union with failure_ has no default one
   virtual ~task_base() {
+    if (retired_) failure_.~exception_ptr();
     if (!(identity_ & 1)) delete named();
   }
 
@@ -224,8 +241,8 @@ private:
 /// nanoseconds would round by a third.
 inline constexpr std::uint64_t busy_scale = 256;
 
-// A task's allocation is task_base and its work: 80 + a 16-byte work + malloc's 8 is 104.
-static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 80, "task_base grew: every unit reads it");
+// A task's allocation is task_base and its work: 72 + a 16-byte work + malloc's 8 is 96.
+static_assert(sizeof(void*) != 8 || sizeof(task_base) <= 72, "task_base grew: every unit reads it");
 
 /// Owning pointer to a task (intrusive reference count).
 class task_ptr {
