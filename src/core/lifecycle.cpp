@@ -75,7 +75,7 @@ void core_impl::add(task_base& t) {
   std::optional<lock> l;
   if (this_thread_holds(this)) l.emplace(*this);
   else if (mutex_.try_lock()) l.emplace(*this, std::adopt_lock);
-  t.add_ref();  // the cooperator's reference
+  t.add_ref_unpublished();  // the cooperator's reference; the caller holds the only other
   if (!l) {
     admit_from_outside(t);  // a tick holds the lock: it admits the task, or refuses it
     return;

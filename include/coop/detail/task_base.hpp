@@ -101,6 +101,9 @@ public:
   task_base& operator=(const task_base&) = delete;
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  /// add_ref() for a task no other thread can reach yet (being added to its cooperator):
+  /// a load and a store, not a locked read-modify-write (~7 ns of a task's lifecycle).
+  void add_ref_unpublished() noexcept { add_relaxed(refs_, std::uint32_t{1}); }
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
