@@ -103,7 +103,9 @@ void core_impl::drain_inbox() noexcept {
 void core_impl::cancel_parked(task_base& t, const waiter_base* w, std::uint64_t id) noexcept {
   // A task that moved to another member has its waiters there.
   if (!holds(t) && forward(request::cancel_waiter, t, const_cast<waiter_base*>(w), id)) return;
-  // A retired task's word holds its failure, its waiters are out being completed.
+  // A retired task's word holds its failure; its waiters are out, being completed by
+  // retire() (a cancellation emitted from user code it runs arrives here): they get the
+  // task's result.
   if (t.retired_) return;
   for (waiter_base* p = t.waiters_; p; p = p->next_)
     if (p == w && p->id_ == id) {
@@ -132,8 +134,7 @@ void core_impl::apply(request what, task_base& t, waiter_base* w) noexcept {
       w->linked_ = true;
       return;
     case request::cancel_waiter:
-      // Already completed, or being completed by retire(): its completion is on its way.
-      if (!w->linked_ || t.retired_) return;
+      if (!w->linked_) return;  // already completed; its completion is on its way
       (w->prev_ ? w->prev_->next_ : t.waiters_) = w->next_;
       if (w->next_) w->next_->prev_ = w->prev_;
       w->linked_ = false;
