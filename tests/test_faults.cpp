@@ -16,6 +16,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <coop/coop.hpp>
+#include <coop/detail/task_arena.hpp>
 
 #include "support/manual_executor.hpp"
 
@@ -99,6 +100,15 @@ void deallocate(void* p) noexcept {
   if (!p) return;
   --live;
   std::free(p);
+}
+
+// Live allocations, once this thread has let go of the chunks its tasks are carved from:
+// a chunk goes back to the heap with its last task, but a thread keeps the one it carves
+// from. Called before a scenario too, so that its first task allocates a chunk (and an
+// injected failure can meet it there).
+long live_now() {
+  coop::detail::task_arena::release_thread_chunks();
+  return live.load();
 }
 
 // Arms the failure at the n-th allocation from now (n >= 1).
@@ -396,11 +406,11 @@ point_result run_point(Scenario& scenario, long n) {
     findings found;
     found.list.reserve(16);
     injection_stats stats;
-    const long before = alloc::live.load();
+    const long before = alloc::live_now();
     const long alive_work = counted_work::alive, alive_handlers = counted_handler::alive;
     inline_calls = 0;
     bool fired = scenario(n, found, stats);
-    const long after = alloc::live.load();
+    const long after = alloc::live_now();
     if (after != before && found.list.empty()) found(std::to_string(after - before) + " allocation(s) leaked");
     if (counted_work::alive != alive_work) found(std::to_string(counted_work::alive.load() - alive_work) + " work object(s) leaked");
     if (counted_handler::alive != alive_handlers)
@@ -608,16 +618,16 @@ BOOST_AUTO_TEST_CASE(the_allocator_hooks_work) {
   // A first cooperator creates what lives for the whole process (the watchdog thread and
   // its list): that is not a leak of the one measured below.
   { manual_context warm_up; coop::cooperator c(warm_up); }
-  const long before = alloc::live.load();
+  const long before = alloc::live_now();
   {
     manual_context ctx;
     coop::cooperator c(ctx);
-    BOOST_TEST(alloc::live.load() > before);
+    BOOST_TEST(alloc::live_now() > before);
     alloc::arm(1);
     BOOST_CHECK_THROW(c.cooperate([] { return coop::step::done; }), std::bad_alloc);
     BOOST_TEST(alloc::disarm());
   }
-  BOOST_TEST(alloc::live.load() == before);
+  BOOST_TEST(alloc::live_now() == before);
   // The isolation reports a crash as a crash.
   auto crash = [](long n, findings&, injection_stats&) {
     if (n > 0) std::abort();
@@ -648,8 +658,9 @@ int value_of(int v) { return v; }
 int value_of(const two_units_of_seven& w) { return w.value; }
 
 // A coroutine given to cooperate() and its task share one block (the frame has room in
-// front of it for the task): a coroutine task costs the allocations a callable's does. A
-// coroutine that callable work makes gets no room: that work's task exists already.
+// front of it for the task): a coroutine task costs one allocation more than a callable's,
+// whose task comes from the task arena: its frame. A coroutine that callable work makes gets
+// no room: that work's task exists already.
 BOOST_AUTO_TEST_CASE(a_coroutine_task_is_one_allocation) {
   manual_context ctx;
   coop::cooperator c(ctx);
@@ -658,14 +669,19 @@ BOOST_AUTO_TEST_CASE(a_coroutine_task_is_one_allocation) {
     long allocations, bytes;
   };
   // What making a task and running it to its end allocates; nothing is left allocated.
+  // Measured the second time: the first may carve a new chunk for its task's size.
   auto measure = [&](auto make) {
-    const long live = alloc::live.load(), total = alloc::total.load(), bytes = alloc::bytes.load();
-    int result = 0;
-    make().when_done([&](std::exception_ptr, const auto& v) { result = value_of(v); });
-    ctx.poll();
-    BOOST_TEST(alloc::live.load() == live);
-    BOOST_TEST(result == 7);
-    return cost{alloc::total.load() - total, alloc::bytes.load() - bytes};
+    cost result_cost{};
+    for (int round = 0; round < 2; ++round) {
+      const long live = alloc::live.load(), total = alloc::total.load(), bytes = alloc::bytes.load();
+      int result = 0;
+      make().when_done([&](std::exception_ptr, const auto& v) { result = value_of(v); });
+      ctx.poll();
+      BOOST_TEST(result == 7);
+      if (round == 1) BOOST_TEST(alloc::live.load() == live);
+      result_cost = cost{alloc::total.load() - total, alloc::bytes.load() - bytes};
+    }
+    return result_cost;
   };
   const cost callable = measure([&] { return c.cooperate(coop::returning(two_units_of_seven{})); });
   const cost coroutine = measure([&] { return c.cooperate(two_units_coroutine(7)); });
@@ -673,7 +689,7 @@ BOOST_AUTO_TEST_CASE(a_coroutine_task_is_one_allocation) {
   BOOST_TEST_MESSAGE("allocations (bytes): callable " << callable.allocations << " (" << callable.bytes << "), coroutine "
                      << coroutine.allocations << " (" << coroutine.bytes << "), coroutine made by callable work "
                      << made_by_callable.allocations << " (" << made_by_callable.bytes << ")");
-  BOOST_TEST(coroutine.allocations == callable.allocations);
+  BOOST_TEST(coroutine.allocations == callable.allocations + 1);
   BOOST_TEST(made_by_callable.allocations == coroutine.allocations + 1);  // its task, then its frame
   // The room is a task's size (over a hundred bytes): the frame made by callable work has none.
   BOOST_TEST(made_by_callable.bytes < coroutine.bytes + 64);
@@ -1233,7 +1249,7 @@ struct reentrant_work {
 
 BOOST_AUTO_TEST_CASE(destructor_cooperates_new_work) {
   watchdog dog("destructor_cooperates_new_work");
-  const long before = alloc::live.load();
+  const long before = alloc::live_now();
   findings found;
   {
     manual_context ctx;
@@ -1263,12 +1279,12 @@ BOOST_AUTO_TEST_CASE(destructor_cooperates_new_work) {
     BOOST_TEST(ws.result == "null");
   }
   BOOST_TEST(found.list.empty());
-  BOOST_TEST(alloc::live.load() == before);
+  BOOST_TEST(alloc::live_now() == before);
 }
 
 BOOST_AUTO_TEST_CASE(destructor_stops_and_pauses_other_tasks) {
   watchdog dog("destructor_stops_and_pauses_other_tasks");
-  const long before = alloc::live.load();
+  const long before = alloc::live_now();
   findings found;
   {
     manual_context ctx;
@@ -1318,7 +1334,7 @@ BOOST_AUTO_TEST_CASE(destructor_stops_and_pauses_other_tasks) {
     BOOST_TEST(wc.result == "coop::task_stopped");
   }
   for (auto& f : found.list) BOOST_ERROR(f);
-  BOOST_TEST(alloc::live.load() == before);
+  BOOST_TEST(alloc::live_now() == before);
 }
 
 BOOST_AUTO_TEST_CASE(destructors_run_by_cooperator_stop_reenter_it) {
@@ -1327,7 +1343,7 @@ BOOST_AUTO_TEST_CASE(destructors_run_by_cooperator_stop_reenter_it) {
   // with scheduler_stopped, the cooperator being stopped — and stops a victim task, which
   // either works or reports scheduler_stopped, consistently with the victim's completion.
   watchdog dog("destructors_run_by_cooperator_stop_reenter_it");
-  const long before = alloc::live.load();
+  const long before = alloc::live_now();
   findings found;
   {
     manual_context ctx;
@@ -1375,13 +1391,13 @@ BOOST_AUTO_TEST_CASE(destructors_run_by_cooperator_stop_reenter_it) {
     check_usable(c, ctx, found);
   }
   for (auto& f : found.list) BOOST_ERROR(f);
-  BOOST_TEST(alloc::live.load() == before);
+  BOOST_TEST(alloc::live_now() == before);
 }
 
 BOOST_AUTO_TEST_CASE(destructor_stops_the_cooperator) {
   // The work of a task that completes stops the whole cooperator from its destructor.
   watchdog dog("destructor_stops_the_cooperator");
-  const long before = alloc::live.load();
+  const long before = alloc::live_now();
   findings found;
   {
     manual_context ctx;
@@ -1405,14 +1421,14 @@ BOOST_AUTO_TEST_CASE(destructor_stops_the_cooperator) {
     BOOST_TEST(!c.running());
   }
   for (auto& f : found.list) BOOST_ERROR(f);
-  BOOST_TEST(alloc::live.load() == before);
+  BOOST_TEST(alloc::live_now() == before);
 }
 
 BOOST_AUTO_TEST_CASE(destructor_runs_during_cooperator_destruction) {
   // ~cooperator releases the work; the destructor uses other handles (which outlive the
   // cooperator) and must see scheduler_stopped, without deadlock or crash.
   watchdog dog("destructor_runs_during_cooperator_destruction");
-  const long before = alloc::live.load();
+  const long before = alloc::live_now();
   findings found;
   {
     manual_context ctx;
@@ -1445,7 +1461,7 @@ BOOST_AUTO_TEST_CASE(destructor_runs_during_cooperator_destruction) {
     BOOST_TEST(wo.result == "coop::scheduler_stopped");
   }
   for (auto& f : found.list) BOOST_ERROR(f);
-  BOOST_TEST(alloc::live.load() == before);
+  BOOST_TEST(alloc::live_now() == before);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -1455,7 +1471,7 @@ BOOST_AUTO_TEST_SUITE(self_destruction)
 
 BOOST_AUTO_TEST_CASE(unit_destroys_the_last_handle_of_its_task) {
   watchdog dog("unit_destroys_the_last_handle_of_its_task");
-  const long before = alloc::live.load();
+  const long before = alloc::live_now();
   findings found;
   {
     manual_context ctx;
@@ -1495,14 +1511,14 @@ BOOST_AUTO_TEST_CASE(unit_destroys_the_last_handle_of_its_task) {
     check_usable(c, ctx, found);
   }
   for (auto& f : found.list) BOOST_ERROR(f);
-  BOOST_TEST(alloc::live.load() == before);
+  BOOST_TEST(alloc::live_now() == before);
 }
 
 BOOST_AUTO_TEST_CASE(work_that_owns_its_own_handle_is_released) {
   // A cycle: the work holds a handle to its own task. Finishing the task (or stopping the
   // cooperator) must release the work, and with it the handle.
   watchdog dog("work_that_owns_its_own_handle_is_released");
-  const long before = alloc::live.load();
+  const long before = alloc::live_now();
   {
     manual_context ctx;
     coop::cooperator c(ctx, {.termination = one_unit_per_tick()});
@@ -1529,7 +1545,7 @@ BOOST_AUTO_TEST_CASE(work_that_owns_its_own_handle_is_released) {
       for (auto& f : found.list) BOOST_ERROR(f);
     }
   }
-  BOOST_TEST(alloc::live.load() == before);
+  BOOST_TEST(alloc::live_now() == before);
 }
 
 BOOST_AUTO_TEST_CASE(when_done_handler_destroys_the_cooperator) {
@@ -1537,7 +1553,7 @@ BOOST_AUTO_TEST_CASE(when_done_handler_destroys_the_cooperator) {
   // cooperator while other tasks run, one is paused, and other waits are pending; a tick
   // is still queued. Everyone else gets scheduler_stopped, exactly once.
   watchdog dog("when_done_handler_destroys_the_cooperator");
-  const long before = alloc::live.load();
+  const long before = alloc::live_now();
   findings found;
   for (int variant = 0; variant < 2; ++variant) {   // 0: handler on the strand, 1: bound to the context
     manual_context ctx;
@@ -1577,7 +1593,7 @@ BOOST_AUTO_TEST_CASE(when_done_handler_destroys_the_cooperator) {
     BOOST_TEST(wb2.result == "coop::scheduler_stopped");
   }
   for (auto& f : found.list) BOOST_ERROR(f);
-  BOOST_TEST(alloc::live.load() == before);
+  BOOST_TEST(alloc::live_now() == before);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <coop/detail/in_place_walk.hpp>
+#include <coop/detail/task_arena.hpp>
 #include <coop/detail/task_base.hpp>
 #include <coop/detail/task_result.hpp>
 #include <coop/step.hpp>
@@ -65,6 +66,17 @@ public:
   }
 
   result_slot<Work>* result() noexcept requires KeepsWork { return &result_; }
+
+  // From the task arena: packed with the thread's other tasks, apart from what else the
+  // program allocates. An over-aligned task takes the aligned forms, from the heap.
+  static void* operator new(std::size_t) {
+    return task_arena::allocation<sizeof(callable_task), alignof(callable_task)>::allocate();
+  }
+  static void operator delete(void* p) noexcept {
+    task_arena::allocation<sizeof(callable_task), alignof(callable_task)>::deallocate(p);
+  }
+  static void* operator new(std::size_t size, std::align_val_t a) { return ::operator new(size, a); }
+  static void operator delete(void* p, std::align_val_t a) noexcept { ::operator delete(p, a); }
 
 private:
   Work& work_ref() noexcept {

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: BSL-1.0
+// Callable tasks' blocks: per thread and size, a chunk carved in order (task_arena.hpp).
+#include <coop/detail/task_arena.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <new>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define COOP_DETAIL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define COOP_DETAIL_ASAN 1
+#endif
+#endif
+#ifdef COOP_DETAIL_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace coop::detail::task_arena {
+
+namespace {
+
+#ifdef COOP_DETAIL_ASAN
+#define COOP_DETAIL_NO_ASAN __attribute__((no_sanitize_address))
+#else
+#define COOP_DETAIL_NO_ASAN
+#endif
+
+// Blocks a freed task leaves are poisoned under AddressSanitizer, as the heap's would be,
+// so a use after free is still reported (but for the word that links free blocks).
+void poison(const void* p, std::size_t n) noexcept {
+#ifdef COOP_DETAIL_ASAN
+  ASAN_POISON_MEMORY_REGION(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+void unpoison(const void* p, std::size_t n) noexcept {
+#ifdef COOP_DETAIL_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+// A free block's first word: the next free block. Read and written while the block is
+// poisoned.
+struct [[gnu::may_alias]] free_link {
+  char* next;
+};
+COOP_DETAIL_NO_ASAN char* next_free(const char* block) noexcept {
+  return reinterpret_cast<const free_link*>(block)->next;
+}
+COOP_DETAIL_NO_ASAN void set_next_free(char* block, char* next) noexcept {
+  reinterpret_cast<free_link*>(block)->next = next;
+}
+
+// Chunks are aligned to their size, so a block's chunk is its address rounded down.
+constexpr std::size_t chunk_size = 64 * 1024;
+constexpr std::size_t sizes = max_block / 8;
+
+// The chunk's word: its blocks freed since the carving thread last took them (a stack
+// linked through the blocks: the top's offset in 8-byte steps, and how many), and whether
+// a thread still carves from it. Frees push with one compare-and-swap from any thread;
+// the carving thread takes the whole stack at once (so no ABA: nothing is popped alone).
+namespace word {
+constexpr std::uint64_t top_mask = 0xffff;
+constexpr unsigned count_shift = 16;
+constexpr std::uint64_t count_one = std::uint64_t{1} << count_shift;
+constexpr std::uint64_t count_mask = 0xffff * count_one;
+constexpr std::uint64_t carving = std::uint64_t{1} << 32;
+inline std::uint32_t count(std::uint64_t w) noexcept { return static_cast<std::uint32_t>((w & count_mask) >> count_shift); }
+}  // namespace word
+
+// The start of a chunk, on a cache line of its own: frees from other threads write the
+// word, the carving thread carves the blocks after it.
+struct alignas(64) chunk {
+  std::atomic<std::uint64_t> state{word::carving};
+  // Blocks ever carved: written by the carving thread before it lets go (its last
+  // compare-and-swap publishes it), read only once no thread carves.
+  std::uint32_t carved = 0;
+
+  char* base() noexcept { return reinterpret_cast<char*>(this); }
+  char* top(std::uint64_t w) noexcept { return (w & word::top_mask) ? base() + (w & word::top_mask) * 8 : nullptr; }
+  std::uint64_t top_of(const char* block) noexcept { return static_cast<std::uint64_t>(block - base()) / 8; }
+};
+static_assert(sizeof(chunk) == 64);
+static_assert(chunk_size / 8 <= word::top_mask + 1 && chunk_size / 8 <= 0xffff);
+
+std::atomic<std::size_t> live_chunks{0};
+
+void free_chunk(chunk* c) noexcept {
+  unpoison(c, chunk_size);
+  c->~chunk();
+  ::operator delete(static_cast<void*>(c), std::align_val_t{chunk_size});
+  live_chunks.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Pushes the blocks first..last (linked, `n` of them) onto the chunk's stack; `let_go`: and
+// the carving thread lets go. Frees the chunk if that leaves every carved block free.
+void push(chunk* c, char* first, char* last, std::uint32_t n, bool let_go) noexcept {
+  std::uint64_t old = c->state.load(std::memory_order_acquire), next;
+  std::uint32_t carved;
+  do {
+    if (last) set_next_free(last, c->top(old));
+    next = old + n * word::count_one;
+    if (first) next = (next & ~word::top_mask) | c->top_of(first);
+    if (let_go) next &= ~word::carving;
+    // Read before the exchange: once it is done, another free may complete the chunk and
+    // free it. Until then the blocks pushed here keep it. Written before the carving thread
+    // let go (by this thread, or published by its exchange).
+    carved = (next & word::carving) ? 0 : c->carved;
+  } while (!c->state.compare_exchange_weak(old, next, std::memory_order_acq_rel, std::memory_order_acquire));
+  if (!(next & word::carving) && word::count(next) == carved) free_chunk(c);
+}
+
+// The calling thread's chunk of each block size: its free blocks (taken from the chunk's
+// stack) and where the next block is carved. Constant initialized and trivially
+// destructible, so reading it needs no guard; the exit guard below lets go of the chunks
+// when the thread ends.
+struct carving {
+  chunk* current = nullptr;
+  char* free = nullptr;  // this thread's list of the chunk's free blocks
+  std::uint32_t free_count = 0;
+  std::uint32_t block = 0;
+  char* next = nullptr;  // carving
+  char* end = nullptr;
+};
+thread_local constinit carving carvings[sizes] = {};
+thread_local constinit bool thread_gone = false;
+
+void let_go(carving& k) noexcept {
+  chunk* c = k.current;
+  if (!c) return;
+  // The blocks never carved join the free ones, all counted as carved.
+  char* last = nullptr;
+  for (char* p = k.free; p; p = next_free(p)) last = p;
+  char* first = k.free;
+  std::uint32_t n = k.free_count;
+  for (char* p = k.next; p != k.end; p += k.block, ++n) {
+    set_next_free(p, nullptr);
+    if (last) set_next_free(last, p);
+    else first = p;
+    last = p;
+  }
+  c->carved = static_cast<std::uint32_t>((k.end - c->base() - sizeof(chunk)) / k.block);
+  k = carving{};
+  push(c, first, last, n, true);
+}
+
+struct exit_guard {
+  bool armed = false;
+  ~exit_guard() {
+    release_thread_chunks();
+    thread_gone = true;
+  }
+};
+thread_local exit_guard guard;
+
+// This thread has no free block and nothing left to carve: it takes what other threads
+// freed meanwhile, or (the chunk is full) lets go of it and carves a new one.
+[[gnu::noinline]] void* refill(carving& k, std::size_t block) {
+  if (chunk* c = k.current) {
+    std::uint64_t old = c->state.load(std::memory_order_relaxed);
+    while (word::count(old) != 0) {
+      if (c->state.compare_exchange_weak(old, word::carving, std::memory_order_acquire, std::memory_order_relaxed)) {
+        char* p = c->top(old);
+        k.free = next_free(p);
+        k.free_count = word::count(old) - 1;
+        unpoison(p, block);
+        return p;
+      }
+    }
+    let_go(k);  // every block is in use: the chunk goes when they have all been freed
+  }
+  void* memory = ::operator new(chunk_size, std::align_val_t{chunk_size});
+  live_chunks.fetch_add(1, std::memory_order_relaxed);
+  auto* c = ::new (memory) chunk;
+  char* first = c->base() + sizeof(chunk);
+  poison(first, chunk_size - sizeof(chunk));
+  unpoison(first, block);
+  k.current = c;
+  k.block = static_cast<std::uint32_t>(block);
+  k.next = first + block;
+  k.end = first + (chunk_size - sizeof(chunk)) / block * block;
+  if (thread_gone) {
+    // A task made while this thread's thread-local objects are being destroyed: its
+    // chunk is let go of at once (rare enough not to matter).
+    let_go(k);
+  } else {
+    guard.armed = true;  // makes sure the guard is constructed, so it runs at thread exit
+  }
+  return first;
+}
+
+}  // namespace
+
+void* allocate(std::size_t block) {
+  carving& k = carvings[block / 8 - 1];
+  if (char* p = k.free) {
+    k.free = next_free(p);
+    --k.free_count;
+    unpoison(p, block);
+    return p;
+  }
+  if (char* p = k.next; p != k.end) [[likely]] {
+    k.next = p + block;
+    unpoison(p, block);
+    return p;
+  }
+  return refill(k, block);
+}
+
+void deallocate(void* p, std::size_t block) noexcept {
+  char* b = static_cast<char*>(p);
+  poison(b, block);
+  auto* c = reinterpret_cast<chunk*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{chunk_size - 1});
+  push(c, b, b, 1, false);
+}
+
+void release_thread_chunks() noexcept {
+  for (auto& k : carvings) let_go(k);
+}
+
+std::size_t chunks_live() noexcept { return live_chunks.load(std::memory_order_relaxed); }
+
+}  // namespace coop::detail::task_arena

@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: BSL-1.0
+// The task arena: callable tasks packed per thread and size, apart from other allocations;
+// blocks freed on any thread; a chunk goes back to the heap with its last block, and a
+// thread's partly carved chunks when the thread ends. Run under ThreadSanitizer (the
+// frees from other threads) and AddressSanitizer (freed blocks are poisoned).
+#define BOOST_TEST_MODULE task_arena
+#include <boost/test/unit_test.hpp>
+
+#include <coop/coop.hpp>
+#include <coop/detail/task_arena.hpp>
+
+#include "support/manual_executor.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define COOP_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define COOP_TEST_ASAN 1
+#endif
+#endif
+#ifdef COOP_TEST_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+namespace arena = coop::detail::task_arena;
+using coop_test::manual_context;
+
+namespace {
+
+std::uintptr_t address(const void* p) { return reinterpret_cast<std::uintptr_t>(p); }
+
+// Each test starts and ends with no chunk held by this thread.
+struct no_chunks_held {
+  no_chunks_held() { arena::release_thread_chunks(); }
+  ~no_chunks_held() { arena::release_thread_chunks(); }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(task_arena, no_chunks_held)
+
+BOOST_AUTO_TEST_CASE(block_sizes) {
+  BOOST_TEST(arena::block_for(88, 8) == 88u);
+  BOOST_TEST(arena::block_for(81, 8) == 88u);
+  BOOST_TEST(arena::block_for(88, 16) == 96u);  // 16-aligned blocks for 16-aligned types
+  BOOST_TEST(arena::block_for(256, 8) == 256u);
+  BOOST_TEST(arena::block_for(257, 8) == 0u);   // too large: the heap's
+  BOOST_TEST(arena::block_for(64, 32) == 0u);   // over-aligned: the heap's
+}
+
+BOOST_AUTO_TEST_CASE(blocks_of_one_size_come_packed_in_order) {
+  const std::size_t before = arena::chunks_live();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 100; ++i) blocks.push_back(arena::allocate(88));
+  BOOST_TEST(arena::chunks_live() == before + 1);  // 100 blocks of 88 bytes: one chunk
+  for (std::size_t i = 1; i < blocks.size(); ++i) BOOST_TEST(address(blocks[i]) - address(blocks[i - 1]) == 88u);
+  BOOST_TEST(address(blocks[0]) % 8 == 0u);
+  // Another size has its own chunk: it does not come between.
+  void* other = arena::allocate(96);
+  BOOST_TEST(address(other) % 16 == 0u);
+  void* next = arena::allocate(88);
+  BOOST_TEST(address(next) - address(blocks.back()) == 88u);
+  arena::deallocate(next, 88);
+  arena::deallocate(other, 96);
+  for (void* b : blocks) arena::deallocate(b, 88);
+  // The thread still carves from its chunks; letting go frees them (all blocks are free).
+  BOOST_TEST(arena::chunks_live() == before + 2);
+  arena::release_thread_chunks();
+  BOOST_TEST(arena::chunks_live() == before);
+}
+
+BOOST_AUTO_TEST_CASE(a_chunk_goes_with_its_last_block) {
+  const std::size_t before = arena::chunks_live();
+  void* a = arena::allocate(128);
+  void* b = arena::allocate(128);
+  arena::release_thread_chunks();  // the thread lets go; two blocks still live
+  BOOST_TEST(arena::chunks_live() == before + 1);
+  arena::deallocate(a, 128);
+  BOOST_TEST(arena::chunks_live() == before + 1);
+  arena::deallocate(b, 128);
+  BOOST_TEST(arena::chunks_live() == before);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_chunk_is_followed_by_a_new_one) {
+  const std::size_t before = arena::chunks_live();
+  // 64 KiB chunks of 256-byte blocks: 255 blocks each (the chunk's count takes a line).
+  std::vector<void*> blocks;
+  for (int i = 0; i < 600; ++i) blocks.push_back(arena::allocate(256));
+  BOOST_TEST(arena::chunks_live() == before + 3);
+  for (void* b : blocks) arena::deallocate(b, 256);
+  BOOST_TEST(arena::chunks_live() == before + 1);  // the full ones went with their blocks
+  arena::release_thread_chunks();
+  BOOST_TEST(arena::chunks_live() == before);
+}
+
+BOOST_AUTO_TEST_CASE(freed_blocks_are_carved_again) {
+  // A chunk whose blocks are freed (here on another thread) gives them out again before
+  // the thread needs a new chunk: one long-lived block does not keep 64 KiB to itself.
+  const std::size_t before = arena::chunks_live();
+  std::vector<void*> blocks;
+  for (int i = 0; i < 255; ++i) blocks.push_back(arena::allocate(256));  // a chunk's worth
+  BOOST_TEST(arena::chunks_live() == before + 1);
+  void* kept = blocks[100];
+  std::thread([&] {
+    for (void* b : blocks)
+      if (b != kept) arena::deallocate(b, 256);
+  }).join();
+  std::vector<void*> again;
+  for (int i = 0; i < 254; ++i) again.push_back(arena::allocate(256));
+  BOOST_TEST(arena::chunks_live() == before + 1);
+  for (void* b : again) BOOST_TEST((b != kept && address(b) / (64 * 1024) == address(kept) / (64 * 1024)));
+  for (void* b : again) arena::deallocate(b, 256);
+  arena::deallocate(kept, 256);
+  arena::release_thread_chunks();
+  BOOST_TEST(arena::chunks_live() == before);
+}
+
+BOOST_AUTO_TEST_CASE(blocks_freed_on_other_threads) {
+  const std::size_t before = arena::chunks_live();
+  constexpr int per_thread = 2000;
+  std::vector<void*> mine(per_thread), theirs(per_thread);
+  for (auto& p : mine) p = arena::allocate(64);
+  // Another thread carves its own blocks and frees half of this thread's meanwhile; this
+  // thread frees the other thread's blocks after it has ended (its chunks let go at exit).
+  std::thread other([&] {
+    for (auto& p : theirs) p = arena::allocate(64);
+    for (int i = 0; i < per_thread; i += 2) arena::deallocate(mine[i], 64);
+  });
+  for (int i = 1; i < per_thread; i += 2) arena::deallocate(mine[i], 64);
+  other.join();
+  for (void* p : theirs) arena::deallocate(p, 64);
+  arena::release_thread_chunks();
+  BOOST_TEST(arena::chunks_live() == before);
+}
+
+BOOST_AUTO_TEST_CASE(frees_race_with_carving) {
+  // Two threads each carve blocks and hand every block to the other to free, while both
+  // go on carving: the chunk counts are written from both sides at once.
+  const std::size_t before = arena::chunks_live();
+  constexpr int blocks = 20000;
+  struct mailbox {
+    std::vector<std::atomic<void*>> slots = std::vector<std::atomic<void*>>(blocks);  // null
+  };
+  auto to_b = std::make_unique<mailbox>(), to_a = std::make_unique<mailbox>();
+  auto run = [](mailbox& out, mailbox& in) {
+    int freed = 0;
+    for (int i = 0; i < blocks; ++i) {
+      out.slots[i].store(arena::allocate(72), std::memory_order_release);
+      if (void* p = in.slots[freed].load(std::memory_order_acquire)) {
+        arena::deallocate(p, 72);
+        ++freed;
+      }
+    }
+    while (freed < blocks) {
+      if (void* p = in.slots[freed].load(std::memory_order_acquire)) {
+        arena::deallocate(p, 72);
+        ++freed;
+      }
+    }
+  };
+  std::thread a([&] { run(*to_b, *to_a); });
+  std::thread b([&] { run(*to_a, *to_b); });
+  a.join();
+  b.join();
+  BOOST_TEST(arena::chunks_live() == before);  // both threads ended: their chunks went
+}
+
+#ifdef COOP_TEST_ASAN
+BOOST_AUTO_TEST_CASE(freed_blocks_are_poisoned) {
+  void* a = arena::allocate(88);
+  void* b = arena::allocate(88);
+  BOOST_TEST(!__asan_region_is_poisoned(a, 88));
+  BOOST_TEST(__asan_address_is_poisoned(static_cast<char*>(b) + 88));  // not carved yet
+  arena::deallocate(a, 88);
+  BOOST_TEST(__asan_address_is_poisoned(a));
+  BOOST_TEST(!__asan_region_is_poisoned(b, 88));
+  arena::deallocate(b, 88);
+}
+#endif
+
+// What users see: tasks made one after another sit one after another, whatever else is
+// allocated between them (here each task's when_done operation).
+BOOST_AUTO_TEST_CASE(tasks_are_packed_apart_from_their_waits) {
+  manual_context ctx;
+  coop::cooperator c(ctx);
+  struct work {
+    std::vector<std::uintptr_t>* seen;
+    coop::step operator()() {
+      seen->push_back(address(this));
+      return coop::step::done;
+    }
+  };
+  std::vector<std::uintptr_t> seen;
+  seen.reserve(64);
+  int done = 0;
+  for (int i = 0; i < 64; ++i) c.cooperate(work{&seen}).when_done([&](std::exception_ptr) { ++done; });
+  ctx.poll();
+  BOOST_TEST(done == 64);
+  BOOST_REQUIRE(seen.size() == 64u);
+  // The work lives at the same offset in each task: one step between neighbours, the
+  // task's size, except where a new chunk began.
+  using task = coop::detail::callable_task<work>;
+  const std::uintptr_t step = arena::block_for(sizeof(task), alignof(task));
+  BOOST_TEST(step != 0u);
+  std::sort(seen.begin(), seen.end());
+  int packed = 0;
+  for (std::size_t i = 1; i < seen.size(); ++i) packed += seen[i] - seen[i - 1] == step;
+  BOOST_TEST(packed >= 62);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
