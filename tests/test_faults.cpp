@@ -658,9 +658,9 @@ int value_of(int v) { return v; }
 int value_of(const two_units_of_seven& w) { return w.value; }
 
 // A coroutine given to cooperate() and its task share one block (the frame has room in
-// front of it for the task): a coroutine task costs one allocation more than a callable's,
-// whose task comes from the task arena: its frame. A coroutine that callable work makes gets
-// no room: that work's task exists already.
+// front of it for the task), from the task arena as a callable task's is: a coroutine task
+// costs the allocations a callable's does. A coroutine that callable work makes gets no
+// room (that work's task exists already); a large frame is allocated alone, from the heap.
 BOOST_AUTO_TEST_CASE(a_coroutine_task_is_one_allocation) {
   manual_context ctx;
   coop::cooperator c(ctx);
@@ -689,10 +689,14 @@ BOOST_AUTO_TEST_CASE(a_coroutine_task_is_one_allocation) {
   BOOST_TEST_MESSAGE("allocations (bytes): callable " << callable.allocations << " (" << callable.bytes << "), coroutine "
                      << coroutine.allocations << " (" << coroutine.bytes << "), coroutine made by callable work "
                      << made_by_callable.allocations << " (" << made_by_callable.bytes << ")");
-  BOOST_TEST(coroutine.allocations == callable.allocations + 1);
-  BOOST_TEST(made_by_callable.allocations == coroutine.allocations + 1);  // its task, then its frame
-  // The room is a task's size (over a hundred bytes): the frame made by callable work has none.
-  BOOST_TEST(made_by_callable.bytes < coroutine.bytes + 64);
+  BOOST_TEST(coroutine.allocations == callable.allocations);
+  BOOST_TEST(made_by_callable.allocations == coroutine.allocations);  // its task and its frame: the arena's
+  // The frame made by callable work has no room for a task.
+  {
+    const coop::detail::frame_room::no_room_scope callable_makes_it;
+    auto frame_of_callable = two_units_coroutine(7);
+    BOOST_TEST(!coop::detail::frame_room::take_room_of(frame_of_callable, 1));
+  }
   // A large frame is allocated alone, so that its memory goes as soon as it is destroyed
   // rather than with the task.
   const cost large = measure([&] { return c.cooperate(two_units_with_a_buffer(7)); });

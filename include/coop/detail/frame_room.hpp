@@ -2,9 +2,14 @@
 // A steps coroutine's frame and the task that runs it in one allocation: the frame is
 // allocated with room in front of it for its task, and cooperate() places the task there.
 // A short coroutine task otherwise pays a second malloc and free for its task object.
+// Blocks up to the task arena's largest come from it (task_arena.hpp), as callable tasks
+// do: a coroutine task of a few hundred bytes is packed with the thread's other tasks.
 #pragma once
 
+#include <coop/detail/task_arena.hpp>
+
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <utility>
 
@@ -37,16 +42,38 @@ struct frame_room {
   /// callable work makes its coroutine: that work's task exists already).
   static void* allocate_frame(std::size_t frame_size, std::size_t room) {
     if (callable_makes_frame || frame_size > max_frame_with_room) room = 0;
-    char* block = static_cast<char*>(::operator new(room + header_size + frame_size));
-    ::new (block + room) header{room, false};
-    return block + room + header_size;
+    std::uint32_t block = 0;
+    char* start = allocate_block(room + header_size + frame_size, block);
+    ::new (start + room) header{room, block, false};
+    return start + room + header_size;
   }
 
   /// The frame's deallocation: frees its block unless a task lives in the room.
   static void deallocate_frame(void* frame) noexcept {
     header* h = header_of(frame);
     if (h->task_placed) return;  // the task frees the block when it goes
-    ::operator delete(reinterpret_cast<char*>(h) - h->room);
+    free_block(reinterpret_cast<char*>(h) - h->room, h->block);
+  }
+
+  /// A task of type `Task` whose frame had no room for it: a block of its own, laid out as
+  /// if the task had been placed (the task, then a header saying where the block is from).
+  template <class Task>
+  static void* allocate_task_alone() {
+    constexpr std::size_t room = room_for<Task>();
+    static_assert(room != 0, "an over-aligned task takes the aligned allocation functions");
+    std::uint32_t block = 0;
+    char* start = allocate_block(room + header_size, block);
+    ::new (start + room) header{room, block, true};
+    return start;
+  }
+
+  /// The deallocation of a task of type `Task`, placed in its frame's room or alone: its
+  /// block, whose header follows the task.
+  template <class Task>
+  static void deallocate_task(void* task) noexcept {
+    char* start = static_cast<char*>(task);
+    header* h = std::launder(reinterpret_cast<header*>(start + room_for<Task>()));
+    free_block(start, h->block);
   }
 
   /// The room in front of `frame` for a task of `size` bytes, now taken; null if the
@@ -78,10 +105,20 @@ struct frame_room {
 
 private:
   struct header {
-    std::size_t room;  // bytes in front of the header
+    std::size_t room;     // bytes in front of the header
+    std::uint32_t block;  // the task arena's block the allocation is, or 0: operator new's
     bool task_placed;
   };
   static constexpr std::size_t header_size = round_to_new_alignment(sizeof(header));
+
+  static char* allocate_block(std::size_t size, std::uint32_t& block) {
+    block = static_cast<std::uint32_t>(task_arena::block_for(size, __STDCPP_DEFAULT_NEW_ALIGNMENT__));
+    return static_cast<char*>(block ? task_arena::allocate(block) : ::operator new(size));
+  }
+  static void free_block(char* start, std::uint32_t block) noexcept {
+    if (block) task_arena::deallocate(start, block);
+    else ::operator delete(start);
+  }
 
   static header* header_of(void* frame) noexcept {
     return std::launder(reinterpret_cast<header*>(static_cast<char*>(frame) - header_size));

@@ -7,6 +7,7 @@
 #include <coop/detail/frame_room.hpp>
 #include <coop/detail/in_place_walk.hpp>
 #include <coop/detail/steps_awaiter.hpp>
+#include <coop/detail/task_arena.hpp>
 #include <coop/detail/task_base.hpp>
 #include <coop/detail/task_result.hpp>
 #include <coop/steps.hpp>
@@ -156,6 +157,16 @@ public:
   }
   auto* result() noexcept { return &result_.result_; }
 
+  // From the task arena, as callable work's task (callable_task.hpp).
+  static void* operator new(std::size_t) {
+    return task_arena::allocation<sizeof(steps_task), alignof(steps_task)>::allocate();
+  }
+  static void operator delete(void* p) noexcept {
+    task_arena::allocation<sizeof(steps_task), alignof(steps_task)>::deallocate(p);
+  }
+  static void* operator new(std::size_t size, std::align_val_t a) { return ::operator new(size, a); }
+  static void operator delete(void* p, std::align_val_t a) noexcept { ::operator delete(p, a); }
+
 private:
   std::optional<Callable> callable_;
   [[no_unique_address]] steps_result<T> result_;
@@ -165,10 +176,11 @@ template <class T>
 class steps_task<void, T> final : public steps_task_base {
 public:
   // make_task places the task in the room in front of its frame where there is one, else
-  // allocates it alone; either way its address is where its block begins. Unsized: the
-  // block is larger than the task. An over-aligned task (T's alignment) is never placed.
-  static void* operator new(std::size_t size) { return ::operator new(size); }
-  static void operator delete(void* p) noexcept { ::operator delete(p); }
+  // allocates it alone, laid out the same: either way its address is where its block
+  // begins, and a header after it says where the block came from (frame_room.hpp). An
+  // over-aligned task (T's alignment) is never placed.
+  static void* operator new(std::size_t) { return frame_room::allocate_task_alone<steps_task>(); }
+  static void operator delete(void* p) noexcept { frame_room::deallocate_task<steps_task>(p); }
   static void* operator new(std::size_t size, std::align_val_t a) { return ::operator new(size, a); }
   static void operator delete(void* p, std::align_val_t a) noexcept { ::operator delete(p, a); }
 
