@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <new>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -62,16 +63,18 @@ COOP_DETAIL_NO_ASAN void set_next_free(char* block, char* next) noexcept {
 constexpr std::size_t chunk_size = 64 * 1024;
 constexpr std::size_t sizes = max_block / 8;
 
-// The chunk's word: its blocks freed since the carving thread last took them (a stack
-// linked through the blocks: the top's offset in 8-byte steps, and how many), and whether
-// a thread still carves from it. Frees push with one compare-and-swap from any thread;
-// the carving thread takes the whole stack at once (so no ABA: nothing is popped alone).
+// The chunk's word: its blocks freed since a thread last took them (a stack linked through
+// the blocks: the top's offset in 8-byte steps, and how many), whether a thread carves from
+// it, and whether it is (or is about to be) on its size's list of chunks to carve again.
+// Frees push with one compare-and-swap from any thread; the carving thread takes the whole
+// stack at once (so no ABA: nothing is popped alone).
 namespace word {
 constexpr std::uint64_t top_mask = 0xffff;
 constexpr unsigned count_shift = 16;
 constexpr std::uint64_t count_one = std::uint64_t{1} << count_shift;
 constexpr std::uint64_t count_mask = 0xffff * count_one;
 constexpr std::uint64_t carving = std::uint64_t{1} << 32;
+constexpr std::uint64_t listed = std::uint64_t{1} << 33;
 inline std::uint32_t count(std::uint64_t w) noexcept { return static_cast<std::uint32_t>((w & count_mask) >> count_shift); }
 }  // namespace word
 
@@ -79,9 +82,12 @@ inline std::uint32_t count(std::uint64_t w) noexcept { return static_cast<std::u
 // word, the carving thread carves the blocks after it.
 struct alignas(64) chunk {
   std::atomic<std::uint64_t> state{word::carving};
-  // Blocks ever carved: written by the carving thread before it lets go (its last
-  // compare-and-swap publishes it), read only once no thread carves.
-  std::uint32_t carved = 0;
+  std::uint32_t capacity = 0;  // blocks; fixed when the chunk is made
+  std::uint32_t block = 0;
+  // Guarded by the list's mutex: the links of its size's list, and whether it is on it.
+  chunk* prev = nullptr;
+  chunk* next = nullptr;
+  bool on_list = false;
 
   char* base() noexcept { return reinterpret_cast<char*>(this); }
   char* top(std::uint64_t w) noexcept { return (w & word::top_mask) ? base() + (w & word::top_mask) * 8 : nullptr; }
@@ -99,22 +105,89 @@ void free_chunk(chunk* c) noexcept {
   live_chunks.fetch_sub(1, std::memory_order_relaxed);
 }
 
+// Chunks no thread carves from with at least half their blocks free, per block size: a
+// thread that needs a chunk takes one of these before it makes a new one, so a few
+// long-lived tasks do not keep whole chunks to themselves. A listed chunk is freed only
+// under the list's mutex, once all its blocks are free and it is on the list.
+struct chunk_list {
+  std::mutex mutex;
+  chunk* head = nullptr;
+
+  void link(chunk* c) noexcept {
+    c->prev = nullptr;
+    c->next = head;
+    if (head) head->prev = c;
+    head = c;
+    c->on_list = true;
+  }
+  void unlink(chunk* c) noexcept {
+    (c->prev ? c->prev->next : head) = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->on_list = false;
+  }
+};
+chunk_list lists[sizes];
+chunk_list& list_of(const chunk* c) noexcept { return lists[c->block / 8 - 1]; }
+
+// Whether the word says that every block is free and nothing holds the chunk.
+bool all_free(std::uint64_t w, std::uint32_t capacity) noexcept {
+  return !(w & (word::carving | word::listed)) && word::count(w) == capacity;
+}
+
+// The last free block of a listed chunk (its word `old`) comes back: under the list's
+// mutex, so that whoever frees the chunk knows whether it is on the list (a thread taking
+// it off needs the mutex too). Returns false if the word changed meanwhile.
+bool push_last_of_listed(chunk* c, char* block) noexcept {
+  chunk_list& list = list_of(c);
+  const std::lock_guard lock(list.mutex);
+  const std::uint64_t old = c->state.load(std::memory_order_acquire);
+  if (!(old & word::listed) || word::count(old) + 1 != c->capacity) return false;
+  if (c->on_list) {
+    list.unlink(c);
+    free_chunk(c);
+    return true;
+  }
+  // Listed by a free that has not put it on the list yet (it frees the chunk when it
+  // sees every block free), or taken off by a thread about to carve from it (it takes the
+  // blocks). No one else writes the word now: every other block is free, no thread carves.
+  set_next_free(block, c->top(old));
+  c->state.store(((old + word::count_one) & ~word::top_mask) | c->top_of(block), std::memory_order_release);
+  return true;
+}
+
 // Pushes the blocks first..last (linked, `n` of them) onto the chunk's stack; `let_go`: and
-// the carving thread lets go. Frees the chunk if that leaves every carved block free.
+// the carving thread lets go. The chunk is freed if that leaves every block free, and
+// listed if it leaves half of them free.
 void push(chunk* c, char* first, char* last, std::uint32_t n, bool let_go) noexcept {
+  // Nothing of the chunk is read after the exchange below unless this push listed it:
+  // once its blocks are back, another free may free the chunk.
+  const std::uint32_t capacity = c->capacity;
   std::uint64_t old = c->state.load(std::memory_order_acquire), next;
-  std::uint32_t carved;
-  do {
+  bool list_it;
+  for (;;) {
+    if ((old & word::listed) && word::count(old) + n == capacity) {
+      // Only a free pushes onto a listed chunk (no thread carves it): one block.
+      if (push_last_of_listed(c, first)) return;
+      old = c->state.load(std::memory_order_acquire);
+      continue;
+    }
     if (last) set_next_free(last, c->top(old));
     next = old + n * word::count_one;
     if (first) next = (next & ~word::top_mask) | c->top_of(first);
     if (let_go) next &= ~word::carving;
-    // Read before the exchange: once it is done, another free may complete the chunk and
-    // free it. Until then the blocks pushed here keep it. Written before the carving thread
-    // let go (by this thread, or published by its exchange).
-    carved = (next & word::carving) ? 0 : c->carved;
-  } while (!c->state.compare_exchange_weak(old, next, std::memory_order_acq_rel, std::memory_order_acquire));
-  if (!(next & word::carving) && word::count(next) == carved) free_chunk(c);
+    list_it = !(next & (word::carving | word::listed)) && word::count(next) * 2 >= capacity &&
+              word::count(next) != capacity;
+    if (list_it) next |= word::listed;
+    if (c->state.compare_exchange_weak(old, next, std::memory_order_acq_rel, std::memory_order_acquire)) break;
+  }
+  if (all_free(next, capacity)) return free_chunk(c);
+  if (list_it) {
+    chunk_list& list = list_of(c);
+    const std::lock_guard lock(list.mutex);
+    // Its last block may have come back since: that free found it off the list.
+    if (word::count(c->state.load(std::memory_order_acquire)) == c->capacity) return free_chunk(c);
+    list.link(c);
+  }
 }
 
 // The calling thread's chunk of each block size: its free blocks (taken from the chunk's
@@ -135,7 +208,7 @@ thread_local constinit bool thread_gone = false;
 void let_go(carving& k) noexcept {
   chunk* c = k.current;
   if (!c) return;
-  // The blocks never carved join the free ones, all counted as carved.
+  // The blocks never carved join the free ones.
   char* last = nullptr;
   for (char* p = k.free; p; p = next_free(p)) last = p;
   char* first = k.free;
@@ -146,7 +219,6 @@ void let_go(carving& k) noexcept {
     else first = p;
     last = p;
   }
-  c->carved = static_cast<std::uint32_t>((k.end - c->base() - sizeof(chunk)) / k.block);
   k = carving{};
   push(c, first, last, n, true);
 }
@@ -160,32 +232,55 @@ struct exit_guard {
 };
 thread_local exit_guard guard;
 
+// Makes `c` the thread's chunk, taking the blocks freed in it; returns one of them, or
+// null (none yet freed).
+char* take_blocks(carving& k, chunk* c, std::size_t block) noexcept {
+  std::uint64_t old = c->state.load(std::memory_order_relaxed);
+  while (!c->state.compare_exchange_weak(old, word::carving, std::memory_order_acquire, std::memory_order_relaxed)) {
+  }
+  k.current = c;
+  k.block = static_cast<std::uint32_t>(block);
+  char* p = c->top(old);
+  if (!p) return nullptr;
+  k.free = next_free(p);
+  k.free_count = word::count(old) - 1;
+  unpoison(p, block);
+  return p;
+}
+
 // This thread has no free block and nothing left to carve: it takes what other threads
-// freed meanwhile, or (the chunk is full) lets go of it and carves a new one.
+// freed meanwhile, or (the chunk is full) lets go of it and takes a listed chunk or makes
+// a new one.
 [[gnu::noinline]] void* refill(carving& k, std::size_t block) {
   if (chunk* c = k.current) {
-    std::uint64_t old = c->state.load(std::memory_order_relaxed);
-    while (word::count(old) != 0) {
-      if (c->state.compare_exchange_weak(old, word::carving, std::memory_order_acquire, std::memory_order_relaxed)) {
-        char* p = c->top(old);
-        k.free = next_free(p);
-        k.free_count = word::count(old) - 1;
-        unpoison(p, block);
+    if (word::count(c->state.load(std::memory_order_relaxed)) != 0) return take_blocks(k, c, block);
+    let_go(k);  // every block is in use (or was a moment ago)
+  }
+  if (!thread_gone) {
+    chunk_list& list = lists[block / 8 - 1];
+    std::unique_lock lock(list.mutex);
+    if (chunk* c = list.head) {
+      list.unlink(c);
+      lock.unlock();
+      if (char* p = take_blocks(k, c, block)) {
+        guard.armed = true;
         return p;
       }
+      let_go(k);  // cannot happen: a listed chunk has half its blocks free
     }
-    let_go(k);  // every block is in use: the chunk goes when they have all been freed
   }
   void* memory = ::operator new(chunk_size, std::align_val_t{chunk_size});
   live_chunks.fetch_add(1, std::memory_order_relaxed);
   auto* c = ::new (memory) chunk;
   char* first = c->base() + sizeof(chunk);
+  c->block = static_cast<std::uint32_t>(block);
+  c->capacity = static_cast<std::uint32_t>((chunk_size - sizeof(chunk)) / block);
   poison(first, chunk_size - sizeof(chunk));
   unpoison(first, block);
   k.current = c;
   k.block = static_cast<std::uint32_t>(block);
   k.next = first + block;
-  k.end = first + (chunk_size - sizeof(chunk)) / block * block;
+  k.end = first + c->capacity * block;
   if (thread_gone) {
     // A task made while this thread's thread-local objects are being destroyed: its
     // chunk is let go of at once (rare enough not to matter).

@@ -122,6 +122,47 @@ BOOST_AUTO_TEST_CASE(freed_blocks_are_carved_again) {
   BOOST_TEST(arena::chunks_live() == before);
 }
 
+BOOST_AUTO_TEST_CASE(a_half_free_chunk_is_taken_before_a_new_one) {
+  const std::size_t before = arena::chunks_live();
+  std::vector<void*> first_chunk;
+  for (int i = 0; i < 255; ++i) first_chunk.push_back(arena::allocate(256));  // full
+  void* in_second = arena::allocate(256);                                     // a new chunk
+  BOOST_TEST(arena::chunks_live() == before + 2);
+  // 200 of the first chunk's blocks freed on another thread: it is listed for carving.
+  std::thread([&] {
+    for (int i = 0; i < 200; ++i) arena::deallocate(first_chunk[i], 256);
+  }).join();
+  std::vector<void*> more;
+  for (int i = 0; i < 254; ++i) more.push_back(arena::allocate(256));  // the second is full
+  void* next = arena::allocate(256);
+  BOOST_TEST(arena::chunks_live() == before + 2);  // no third chunk: the first is carved again
+  BOOST_TEST(address(next) / (64 * 1024) == address(first_chunk[0]) / (64 * 1024));
+  arena::deallocate(next, 256);
+  for (void* b : more) arena::deallocate(b, 256);
+  arena::deallocate(in_second, 256);
+  for (int i = 200; i < 255; ++i) arena::deallocate(first_chunk[i], 256);
+  arena::release_thread_chunks();
+  BOOST_TEST(arena::chunks_live() == before);
+}
+
+BOOST_AUTO_TEST_CASE(bursts_that_leave_one_survivor_each_do_not_pile_up_chunks) {
+  // Each burst fills a chunk; all its blocks but one are freed. Memory stays what the
+  // blocks alive at once need: the half-free chunks are carved again.
+  const std::size_t before = arena::chunks_live();
+  std::vector<void*> survivors;
+  for (int burst = 0; burst < 20; ++burst) {
+    std::vector<void*> blocks;
+    for (int i = 0; i < 255; ++i) blocks.push_back(arena::allocate(256));
+    survivors.push_back(blocks[static_cast<std::size_t>(burst) * 7 % 255]);
+    for (void* b : blocks)
+      if (b != survivors.back()) arena::deallocate(b, 256);
+  }
+  BOOST_TEST(arena::chunks_live() <= before + 2);
+  for (void* b : survivors) arena::deallocate(b, 256);
+  arena::release_thread_chunks();
+  BOOST_TEST(arena::chunks_live() == before);
+}
+
 BOOST_AUTO_TEST_CASE(blocks_freed_on_other_threads) {
   const std::size_t before = arena::chunks_live();
   constexpr int per_thread = 2000;

@@ -11,8 +11,11 @@
 // A thread carves from its chunk with no atomic operation; a block freed on any thread
 // goes back to its chunk with one compare-and-swap, and the carving thread takes those
 // back (all at once) before it carves further, so a chunk is left only when all its blocks
-// are in use. A chunk goes back to operator new's heap when its last block is freed after
-// its thread has left it (the chunk was full, or the thread ended).
+// are in use (or its thread ends). A chunk left that has half its blocks free again is
+// listed, and the next thread that needs a chunk of that size carves it before making a
+// new one: a few long-lived tasks do not keep whole chunks to themselves, and the chunks
+// held are at most about twice what the tasks alive at once need. A chunk goes back to
+// operator new's heap when its last block is freed and no thread carves it.
 #pragma once
 
 #include <cstddef>
