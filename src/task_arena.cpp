@@ -140,7 +140,7 @@ bool all_free(std::uint64_t w, std::uint32_t capacity) noexcept {
 bool push_last_of_listed(chunk* c, char* block) noexcept {
   chunk_list& list = list_of(c);
   const std::lock_guard lock(list.mutex);
-  const std::uint64_t old = c->state.load(std::memory_order_acquire);
+  std::uint64_t old = c->state.load(std::memory_order_acquire);
   if (!(old & word::listed) || word::count(old) + 1 != c->capacity) return false;
   if (c->on_list) {
     list.unlink(c);
@@ -148,11 +148,11 @@ bool push_last_of_listed(chunk* c, char* block) noexcept {
     return true;
   }
   // Listed by a free that has not put it on the list yet (it frees the chunk when it
-  // sees every block free), or taken off by a thread about to carve from it (it takes the
-  // blocks). No one else writes the word now: every other block is free, no thread carves.
+  // sees every block free), or taken off the list by a thread about to carve from it,
+  // whose exchange may come first (then this is a plain push: start again).
   set_next_free(block, c->top(old));
-  c->state.store(((old + word::count_one) & ~word::top_mask) | c->top_of(block), std::memory_order_release);
-  return true;
+  const std::uint64_t next = ((old + word::count_one) & ~word::top_mask) | c->top_of(block);
+  return c->state.compare_exchange_strong(old, next, std::memory_order_acq_rel, std::memory_order_acquire);
 }
 
 // Pushes the blocks first..last (linked, `n` of them) onto the chunk's stack; `let_go`: and

@@ -183,13 +183,13 @@ BOOST_AUTO_TEST_CASE(blocks_freed_on_other_threads) {
 
 BOOST_AUTO_TEST_CASE(frees_race_with_carving) {
   // Two threads each carve blocks and hand every block to the other to free, while both
-  // go on carving: the chunk counts are written from both sides at once.
+  // go on carving: the chunk words are written from both sides at once, chunks left full
+  // are listed as the other side frees them and carved again by either. Several rounds.
   const std::size_t before = arena::chunks_live();
   constexpr int blocks = 20000;
   struct mailbox {
     std::vector<std::atomic<void*>> slots = std::vector<std::atomic<void*>>(blocks);  // null
   };
-  auto to_b = std::make_unique<mailbox>(), to_a = std::make_unique<mailbox>();
   auto run = [](mailbox& out, mailbox& in) {
     int freed = 0;
     for (int i = 0; i < blocks; ++i) {
@@ -206,11 +206,14 @@ BOOST_AUTO_TEST_CASE(frees_race_with_carving) {
       }
     }
   };
-  std::thread a([&] { run(*to_b, *to_a); });
-  std::thread b([&] { run(*to_a, *to_b); });
-  a.join();
-  b.join();
-  BOOST_TEST(arena::chunks_live() == before);  // both threads ended: their chunks went
+  for (int round = 0; round < 5; ++round) {
+    auto to_b = std::make_unique<mailbox>(), to_a = std::make_unique<mailbox>();
+    std::thread a([&] { run(*to_b, *to_a); });
+    std::thread b([&] { run(*to_a, *to_b); });
+    a.join();
+    b.join();
+    BOOST_TEST(arena::chunks_live() == before);  // both threads ended: their chunks went
+  }
 }
 
 #ifdef COOP_TEST_ASAN
