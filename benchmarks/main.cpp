@@ -196,7 +196,7 @@ void print_lifecycle(const json::object& doc) {
   std::printf("\n(g) Task lifecycle: cooperate + one trivial unit + finish (+ the when_done handler run),\n"
               "    all inside the timed region: ns per task (CPU)\n");
   std::printf("  %-58s %12s %14s %16s %10s\n", "", "1,000 tasks", "100,000 tasks", "1,000,000 tasks", "/ plain");
-  for (const char* key : {"no_wait", "plain", "returning", "steps_of", "future", "bound", "fiber"}) {
+  for (const char* key : {"no_wait", "plain", "returning", "steps_of", "future", "bound", "fiber", "no_wait_fresh"}) {
     const auto* a = find_row(rows, "key", key, 1'000);
     const auto* b = find_row(rows, "key", key, 100'000);
     const auto* c = find_row(rows, "key", key, 1'000'000);
