@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <mutex>
 #include <new>
+#include <utility>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define COOP_DETAIL_ASAN 1
@@ -98,11 +99,53 @@ static_assert(chunk_size / 8 <= word::top_mask + 1 && chunk_size / 8 <= 0xffff);
 
 std::atomic<std::size_t> live_chunks{0};
 
-void free_chunk(chunk* c) noexcept {
+// Empty chunks kept for the next chunk any thread needs, up to spare_chunks_kept of them. A chunk
+// handed back to the heap is lost to the next burst of tasks: under glibc's defaults a
+// 64 KiB block aligned to 64 KiB is over the mmap threshold, so each chunk is a mapping of
+// its own, unmapped when freed and faulted in again page by page when made (in a VM, ~10 us
+// a page: 16 of them per ~700 tasks). Other heaps give such memory back sooner or later
+// too. A spare's blocks stay poisoned; it is linked through its header. Last in, first out:
+// the chunk freed last is the likeliest still in the caches.
+struct spare_list {
+  std::mutex mutex;
+  chunk* head = nullptr;
+  std::size_t count = 0;
+};
+spare_list spares;
+
+void delete_chunk(chunk* c) noexcept {
   unpoison(c, chunk_size);
   c->~chunk();
   ::operator delete(static_cast<void*>(c), std::align_val_t{chunk_size});
+}
+
+// A chunk whose blocks are all free (and poisoned), held by no thread and no list.
+void free_chunk(chunk* c) noexcept {
   live_chunks.fetch_sub(1, std::memory_order_relaxed);
+  {
+    const std::lock_guard lock(spares.mutex);
+    if (spares.count < spare_chunks_kept) {
+      c->next = spares.head;
+      spares.head = c;
+      ++spares.count;
+      return;
+    }
+  }
+  delete_chunk(c);
+}
+
+// Memory for a new chunk: a spare, else from operator new.
+void* chunk_memory() {
+  {
+    const std::lock_guard lock(spares.mutex);
+    if (chunk* c = spares.head) {
+      spares.head = c->next;
+      --spares.count;
+      c->~chunk();
+      return c;
+    }
+  }
+  return ::operator new(chunk_size, std::align_val_t{chunk_size});
 }
 
 // Chunks no thread carves from with at least half their blocks free, per block size: a
@@ -269,7 +312,7 @@ char* take_blocks(carving& k, chunk* c, std::size_t block) noexcept {
       let_go(k);  // cannot happen: a listed chunk has half its blocks free
     }
   }
-  void* memory = ::operator new(chunk_size, std::align_val_t{chunk_size});
+  void* memory = chunk_memory();
   live_chunks.fetch_add(1, std::memory_order_relaxed);
   auto* c = ::new (memory) chunk;
   char* first = c->base() + sizeof(chunk);
@@ -320,6 +363,21 @@ void release_thread_chunks() noexcept {
   for (auto& k : carvings) let_go(k);
 }
 
+void release_spare_chunks() noexcept {
+  chunk* c;
+  {
+    const std::lock_guard lock(spares.mutex);
+    c = std::exchange(spares.head, nullptr);
+    spares.count = 0;
+  }
+  while (c) delete_chunk(std::exchange(c, c->next));
+}
+
 std::size_t chunks_live() noexcept { return live_chunks.load(std::memory_order_relaxed); }
+
+std::size_t chunks_spare() noexcept {
+  const std::lock_guard lock(spares.mutex);
+  return spares.count;
+}
 
 }  // namespace coop::detail::task_arena

@@ -102,12 +102,13 @@ void deallocate(void* p) noexcept {
   std::free(p);
 }
 
-// Live allocations, once this thread has let go of the chunks its tasks are carved from:
-// a chunk goes back to the heap with its last task, but a thread keeps the one it carves
-// from. Called before a scenario too, so that its first task allocates a chunk (and an
+// Live allocations, once this thread has let go of the chunks its tasks are carved from
+// and the arena's empty chunks kept for reuse are given back: a thread keeps the chunk it
+// carves from, and the arena keeps a few empty ones. Called before a scenario too, so that its first task allocates a chunk (and an
 // injected failure can meet it there).
 long live_now() {
   coop::detail::task_arena::release_thread_chunks();
+  coop::detail::task_arena::release_spare_chunks();
   return live.load();
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 // The task arena: callable tasks packed per thread and size, apart from other allocations;
-// blocks freed on any thread; a chunk goes back to the heap with its last block, and a
-// thread's partly carved chunks when the thread ends. Run under ThreadSanitizer (the
+// blocks freed on any thread; a chunk is freed with its last block (kept empty for reuse, a
+// bounded number of them), and a thread's partly carved chunks when the thread ends. Run under ThreadSanitizer (the
 // frees from other threads) and AddressSanitizer (freed blocks are poisoned).
 #define BOOST_TEST_MODULE task_arena
 #include <boost/test/unit_test.hpp>
@@ -86,6 +86,47 @@ BOOST_AUTO_TEST_CASE(a_chunk_goes_with_its_last_block) {
   BOOST_TEST(arena::chunks_live() == before + 1);
   arena::deallocate(b, 128);
   BOOST_TEST(arena::chunks_live() == before);
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_chunk_is_kept_for_the_next_one) {
+  // Under glibc's defaults a chunk handed back to the heap is unmapped, and the next one
+  // faults its pages in afresh: an empty chunk is kept, and serves any block size next.
+  arena::release_spare_chunks();
+  const std::size_t before = arena::chunks_live();
+  void* a = arena::allocate(128);
+  arena::release_thread_chunks();
+  arena::deallocate(a, 128);
+  BOOST_TEST(arena::chunks_live() == before);
+  BOOST_TEST(arena::chunks_spare() == 1u);
+#ifdef COOP_TEST_ASAN
+  BOOST_TEST(__asan_region_is_poisoned(a, 128) == a);  // its blocks stay poisoned
+#endif
+  void* b = arena::allocate(64);
+  BOOST_TEST(address(b) / (64 * 1024) == address(a) / (64 * 1024));
+  BOOST_TEST(arena::chunks_spare() == 0u);
+  BOOST_TEST(arena::chunks_live() == before + 1);
+  arena::deallocate(b, 64);
+  arena::release_thread_chunks();
+  BOOST_TEST(arena::chunks_live() == before);
+  arena::release_spare_chunks();
+  BOOST_TEST(arena::chunks_spare() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(the_spare_chunks_kept_are_bounded) {
+  arena::release_spare_chunks();
+  const std::size_t before = arena::chunks_live();
+  const std::size_t chunks = arena::spare_chunks_kept + 8;
+  std::vector<void*> blocks;
+  for (std::size_t i = 0; i < chunks * 255; ++i) blocks.push_back(arena::allocate(256));  // 255 a chunk
+  BOOST_TEST(arena::chunks_live() == before + chunks);
+  std::thread([&] {
+    for (void* b : blocks) arena::deallocate(b, 256);
+  }).join();
+  arena::release_thread_chunks();
+  BOOST_TEST(arena::chunks_live() == before);
+  BOOST_TEST(arena::chunks_spare() == arena::spare_chunks_kept);
+  arena::release_spare_chunks();
+  BOOST_TEST(arena::chunks_spare() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_full_chunk_is_followed_by_a_new_one) {

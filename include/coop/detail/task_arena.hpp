@@ -14,8 +14,9 @@
 // are in use (or its thread ends). A chunk left that has half its blocks free again is
 // listed, and the next thread that needs a chunk of that size carves it before making a
 // new one: a few long-lived tasks do not keep whole chunks to themselves, and the chunks
-// held are at most about twice what the tasks alive at once need. A chunk goes back to
-// operator new's heap when its last block is freed and no thread carves it.
+// held are at most about twice what the tasks alive at once need. A chunk whose last block
+// is freed and that no thread carves is kept, empty, for the next chunk a thread needs (up
+// to 16 MiB of them, process-wide); beyond that it goes back to operator new's heap.
 #pragma once
 
 #include <cstddef>
@@ -25,6 +26,8 @@ namespace coop::detail::task_arena {
 
 /// The largest block the arena gives; larger tasks use operator new.
 inline constexpr std::size_t max_block = 256;
+/// Empty chunks kept for reuse at most, process-wide (64 KiB each).
+inline constexpr std::size_t spare_chunks_kept = 256;
 
 /// A block of `block` bytes (a multiple of 8, at most max_block) aligned to 16 when
 /// `block` is a multiple of 16, else to 8. Throws std::bad_alloc (from operator new) when
@@ -35,8 +38,14 @@ void deallocate(void* p, std::size_t block) noexcept;
 /// Lets go of the calling thread's partly carved chunks (each is freed once its blocks
 /// are): what thread exit does. For tests that count the heap's live allocations.
 void release_thread_chunks() noexcept;
-/// Chunks allocated and not yet freed, all threads (a snapshot; for tests).
+/// Hands the empty chunks kept for reuse back to operator new's heap. For tests that count
+/// the heap's live allocations.
+void release_spare_chunks() noexcept;
+/// Chunks in use (some block allocated or a thread carving it), all threads (a snapshot;
+/// for tests).
 std::size_t chunks_live() noexcept;
+/// Empty chunks kept for reuse (for tests).
+std::size_t chunks_spare() noexcept;
 
 /// The block a type of `size` bytes and alignment `align` takes, or 0 when it does not
 /// come from the arena (too large, or aligned beyond 16).
