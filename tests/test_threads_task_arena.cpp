@@ -257,6 +257,54 @@ BOOST_AUTO_TEST_CASE(frees_race_with_carving) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(empty_chunks_pass_between_threads_and_sizes) {
+  // As above with three block sizes: a chunk emptied by one thread's frees becomes a spare
+  // and is carved next for any size by either thread. Each block carries its maker's mark
+  // until it is freed: blocks of two chunk lives never overlap.
+  arena::release_spare_chunks();
+  const std::size_t before = arena::chunks_live();
+  constexpr int blocks = 30000;
+  constexpr std::size_t sizes[] = {64, 136, 256};
+  struct mailbox {
+    std::vector<std::atomic<void*>> slots = std::vector<std::atomic<void*>>(blocks);
+    std::vector<std::size_t> size = std::vector<std::size_t>(blocks);  // written before its slot
+  };
+  std::atomic<int> bad{0};
+  auto run = [&bad, &sizes](mailbox& out, mailbox& in, unsigned char mark) {
+    int freed = 0;
+    const auto take = [&] {
+      void* p = in.slots[freed].load(std::memory_order_acquire);
+      if (!p) return false;
+      const auto* bytes = static_cast<const unsigned char*>(p);
+      const std::size_t n = in.size[freed];
+      if (std::any_of(bytes, bytes + n, [&](unsigned char b) { return b != (mark ^ 1); })) bad.fetch_add(1);
+      arena::deallocate(p, n);
+      ++freed;
+      return true;
+    };
+    for (int i = 0; i < blocks; ++i) {
+      const std::size_t n = sizes[(i / 97 + mark) % 3];  // runs of one size, so chunks fill
+      void* p = arena::allocate(n);
+      std::fill_n(static_cast<unsigned char*>(p), n, mark);
+      out.size[i] = n;
+      out.slots[i].store(p, std::memory_order_release);
+      take();
+    }
+    while (freed < blocks) take();
+  };
+  for (int round = 0; round < 4; ++round) {
+    auto to_b = std::make_unique<mailbox>(), to_a = std::make_unique<mailbox>();
+    std::thread a([&] { run(*to_b, *to_a, 2); });
+    std::thread b([&] { run(*to_a, *to_b, 3); });
+    a.join();
+    b.join();
+    BOOST_TEST(bad.load() == 0);
+    BOOST_TEST(arena::chunks_live() == before);
+    BOOST_TEST(arena::chunks_spare() > 0u);  // the chunks went to the spares, and came back
+  }
+  arena::release_spare_chunks();
+}
+
 #ifdef COOP_TEST_ASAN
 BOOST_AUTO_TEST_CASE(freed_blocks_are_poisoned) {
   void* a = arena::allocate(88);
