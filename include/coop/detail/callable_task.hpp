@@ -15,8 +15,10 @@
 
 namespace coop::detail {
 
+// Comes from the task arena: packed with the thread's other tasks, apart from what else the
+// program allocates.
 template <class Work, bool KeepsWork = false>
-class callable_task final : public task_base {
+class callable_task final : public task_base, public task_arena::arena_allocated<callable_task<Work, KeepsWork>> {
 public:
   template <class W>
   explicit callable_task(W&& work) {
@@ -66,17 +68,6 @@ public:
   }
 
   result_slot<Work>* result() noexcept requires KeepsWork { return &result_; }
-
-  // From the task arena: packed with the thread's other tasks, apart from what else the
-  // program allocates. An over-aligned task takes the aligned forms, from the heap.
-  static void* operator new(std::size_t) {
-    return task_arena::allocation<sizeof(callable_task), alignof(callable_task)>::allocate();
-  }
-  static void operator delete(void* p) noexcept {
-    task_arena::allocation<sizeof(callable_task), alignof(callable_task)>::deallocate(p);
-  }
-  static void* operator new(std::size_t size, std::align_val_t a) { return ::operator new(size, a); }
-  static void operator delete(void* p, std::align_val_t a) noexcept { ::operator delete(p, a); }
 
 private:
   Work& work_ref() noexcept {

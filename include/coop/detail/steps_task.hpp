@@ -138,7 +138,7 @@ template <class T> struct steps_value<steps_of<T>> {
 /// returning one (kept alive: a lambda coroutine's captures live in the lambda object).
 /// `T`: what the coroutine returns.
 template <class Callable, class T = void>
-class steps_task final : public steps_task_base {
+class steps_task final : public steps_task_base, public task_arena::arena_allocated<steps_task<Callable, T>> {
 public:
   template <class C>
   explicit steps_task(C&& callable)
@@ -156,16 +156,6 @@ public:
     callable_.reset();
   }
   auto* result() noexcept { return &result_.result_; }
-
-  // From the task arena, as callable work's task (callable_task.hpp).
-  static void* operator new(std::size_t) {
-    return task_arena::allocation<sizeof(steps_task), alignof(steps_task)>::allocate();
-  }
-  static void operator delete(void* p) noexcept {
-    task_arena::allocation<sizeof(steps_task), alignof(steps_task)>::deallocate(p);
-  }
-  static void* operator new(std::size_t size, std::align_val_t a) { return ::operator new(size, a); }
-  static void operator delete(void* p, std::align_val_t a) noexcept { ::operator delete(p, a); }
 
 private:
   std::optional<Callable> callable_;

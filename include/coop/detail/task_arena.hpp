@@ -71,4 +71,14 @@ template <std::size_t Size, std::size_t Align> struct allocation {
   }
 };
 
+/// A task type's class allocation functions, as a base of `Task`: from the arena when it
+/// fits, else from the global operator new; an over-aligned task takes the aligned forms,
+/// from the heap. Empty: it adds nothing to the task.
+template <class Task> struct arena_allocated {
+  static void* operator new(std::size_t) { return allocation<sizeof(Task), alignof(Task)>::allocate(); }
+  static void operator delete(void* p) noexcept { allocation<sizeof(Task), alignof(Task)>::deallocate(p); }
+  static void* operator new(std::size_t size, std::align_val_t a) { return ::operator new(size, a); }
+  static void operator delete(void* p, std::align_val_t a) noexcept { ::operator delete(p, a); }
+};
+
 }  // namespace coop::detail::task_arena
