@@ -42,6 +42,46 @@ struct no_chunks_held {
   ~no_chunks_held() { arena::release_thread_chunks(); }
 };
 
+// Two threads (sides 0 and 1) each carve `blocks` blocks, the i-th of size_of(i, side)
+// bytes, fill each with their side's mark and hand it to the other, which checks the mark
+// and frees it, while both go on carving. Returns how many blocks had lost their mark.
+template <class SizeOf> int trade_blocks(int blocks, SizeOf size_of) {
+  struct mailbox {
+    std::vector<std::atomic<void*>> slots;             // null until the block is handed over
+    std::vector<std::size_t> size;                     // written before its slot
+    explicit mailbox(int n) : slots(static_cast<std::size_t>(n)), size(static_cast<std::size_t>(n)) {}
+  };
+  std::atomic<int> bad{0};
+  auto run = [&](mailbox& out, mailbox& in, int side) {
+    const auto mark = static_cast<unsigned char>(0xa0 + side), theirs = static_cast<unsigned char>(0xa1 - side);
+    std::size_t freed = 0;
+    const auto take = [&] {
+      void* p = in.slots[freed].load(std::memory_order_acquire);
+      if (!p) return;
+      const auto* bytes = static_cast<const unsigned char*>(p);
+      const std::size_t n = in.size[freed];
+      if (std::any_of(bytes, bytes + n, [&](unsigned char b) { return b != theirs; })) bad.fetch_add(1);
+      arena::deallocate(p, n);
+      ++freed;
+    };
+    for (int i = 0; i < blocks; ++i) {
+      const std::size_t n = size_of(i, side);
+      void* p = arena::allocate(n);
+      std::fill_n(static_cast<unsigned char*>(p), n, mark);
+      out.size[static_cast<std::size_t>(i)] = n;
+      out.slots[static_cast<std::size_t>(i)].store(p, std::memory_order_release);
+      take();
+    }
+    while (freed < static_cast<std::size_t>(blocks)) take();
+  };
+  auto to_1 = std::make_unique<mailbox>(blocks), to_0 = std::make_unique<mailbox>(blocks);
+  std::thread a([&] { run(*to_1, *to_0, 0); });
+  std::thread b([&] { run(*to_0, *to_1, 1); });
+  a.join();
+  b.join();
+  return bad.load();
+}
+
 }  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(task_arena, no_chunks_held)
@@ -227,32 +267,8 @@ BOOST_AUTO_TEST_CASE(frees_race_with_carving) {
   // go on carving: the chunk words are written from both sides at once, chunks left full
   // are listed as the other side frees them and carved again by either. Several rounds.
   const std::size_t before = arena::chunks_live();
-  constexpr int blocks = 20000;
-  struct mailbox {
-    std::vector<std::atomic<void*>> slots = std::vector<std::atomic<void*>>(blocks);  // null
-  };
-  auto run = [](mailbox& out, mailbox& in) {
-    int freed = 0;
-    for (int i = 0; i < blocks; ++i) {
-      out.slots[i].store(arena::allocate(72), std::memory_order_release);
-      if (void* p = in.slots[freed].load(std::memory_order_acquire)) {
-        arena::deallocate(p, 72);
-        ++freed;
-      }
-    }
-    while (freed < blocks) {
-      if (void* p = in.slots[freed].load(std::memory_order_acquire)) {
-        arena::deallocate(p, 72);
-        ++freed;
-      }
-    }
-  };
   for (int round = 0; round < 5; ++round) {
-    auto to_b = std::make_unique<mailbox>(), to_a = std::make_unique<mailbox>();
-    std::thread a([&] { run(*to_b, *to_a); });
-    std::thread b([&] { run(*to_a, *to_b); });
-    a.join();
-    b.join();
+    BOOST_TEST(trade_blocks(20000, [](int, int) { return std::size_t{72}; }) == 0);
     BOOST_TEST(arena::chunks_live() == before);  // both threads ended: their chunks went
   }
 }
@@ -263,42 +279,10 @@ BOOST_AUTO_TEST_CASE(empty_chunks_pass_between_threads_and_sizes) {
   // until it is freed: blocks of two chunk lives never overlap.
   arena::release_spare_chunks();
   const std::size_t before = arena::chunks_live();
-  constexpr int blocks = 30000;
   constexpr std::size_t sizes[] = {64, 136, 256};
-  struct mailbox {
-    std::vector<std::atomic<void*>> slots = std::vector<std::atomic<void*>>(blocks);
-    std::vector<std::size_t> size = std::vector<std::size_t>(blocks);  // written before its slot
-  };
-  std::atomic<int> bad{0};
-  auto run = [&bad, &sizes](mailbox& out, mailbox& in, unsigned char mark) {
-    int freed = 0;
-    const auto take = [&] {
-      void* p = in.slots[freed].load(std::memory_order_acquire);
-      if (!p) return false;
-      const auto* bytes = static_cast<const unsigned char*>(p);
-      const std::size_t n = in.size[freed];
-      if (std::any_of(bytes, bytes + n, [&](unsigned char b) { return b != (mark ^ 1); })) bad.fetch_add(1);
-      arena::deallocate(p, n);
-      ++freed;
-      return true;
-    };
-    for (int i = 0; i < blocks; ++i) {
-      const std::size_t n = sizes[(i / 97 + mark) % 3];  // runs of one size, so chunks fill
-      void* p = arena::allocate(n);
-      std::fill_n(static_cast<unsigned char*>(p), n, mark);
-      out.size[i] = n;
-      out.slots[i].store(p, std::memory_order_release);
-      take();
-    }
-    while (freed < blocks) take();
-  };
   for (int round = 0; round < 4; ++round) {
-    auto to_b = std::make_unique<mailbox>(), to_a = std::make_unique<mailbox>();
-    std::thread a([&] { run(*to_b, *to_a, 2); });
-    std::thread b([&] { run(*to_a, *to_b, 3); });
-    a.join();
-    b.join();
-    BOOST_TEST(bad.load() == 0);
+    // Runs of one size, so that chunks fill.
+    BOOST_TEST(trade_blocks(30000, [&](int i, int side) { return sizes[(i / 97 + side) % 3]; }) == 0);
     BOOST_TEST(arena::chunks_live() == before);
     BOOST_TEST(arena::chunks_spare() > 0u);  // the chunks went to the spares, and came back
   }
